@@ -1,0 +1,223 @@
+/**
+ * Incremental MQTT decoder with explicit state.
+ *
+ * Contract:
+ * - `feed(chunk)` is called from the connection's socket 'data' handler (one event-loop turn,
+ *   synchronous). It hands every whole packet in the chunk to `sink.onPacket`, in order, and
+ *   keeps the state of a partial packet for the next chunk. It never blocks, never awaits.
+ * - A packet lying wholly inside one chunk is parsed in place: its payload (and binary fields)
+ *   are views into that chunk. Only a packet split across chunks is copied, once, into a
+ *   buffer of exactly its size.
+ * - The maximum packet size is enforced from the fixed header, before any body is buffered
+ *   [MQTT-3.1.2-24]: a larger packet yields 0x95 without reading its body.
+ * - Errors: any malformed input yields exactly one `sink.onDecodeError(MqttReasonError)` and the
+ *   decoder stops (further chunks are ignored); no exception escapes `feed` unless a sink
+ *   callback itself throws.
+ * - Before a CONNECT is seen the protocol level is unknown; a CONNECT sets it. A client-side
+ *   decoder is given the level up front.
+ */
+import { MAX_PACKET_SIZE, PacketType, ReasonCode, type ProtocolVersion } from './constants.js';
+import { HEX_EXCERPT_MAX_BYTES, MqttReasonError } from './errors.js';
+import { parseBody } from './parse.js';
+import type { Cursor } from './primitives.js';
+import type { Packet } from './types.js';
+
+export interface PacketSink {
+  onPacket(packet: Packet): void;
+  onDecodeError(error: MqttReasonError): void;
+}
+
+export interface DecoderOptions {
+  /** Largest accepted packet, in bytes, fixed header included (default: the protocol maximum). */
+  maxPacketSize?: number;
+  /** Protocol level of the stream when known in advance (client side); default: from CONNECT. */
+  protocolVersion?: ProtocolVersion;
+}
+
+const enum State {
+  Header,
+  Length,
+  Body,
+  Failed,
+}
+
+// Flags each packet type must carry in its fixed header [MQTT-2.2.2-1], [MQTT-2.2.2-2];
+// PUBLISH (index 3) is checked by its parser.
+const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
+
+export class Decoder {
+  /** Protocol level in force: 0 until a CONNECT is decoded (or given in the options). */
+  protocolVersion: 0 | ProtocolVersion;
+  maxPacketSize: number;
+  /** Packets decoded so far (for tests and metrics). */
+  packetsDecoded = 0;
+
+  private state = State.Header;
+  private readonly header = Buffer.alloc(5);
+  private headerLength = 0;
+  private remaining = 0;
+  private multiplier = 1;
+  private partial: Buffer | null = null;
+  private partialFilled = 0;
+  private readonly cursor: Cursor = { buf: Buffer.alloc(0), pos: 0, end: 0 };
+
+  constructor(
+    private readonly sink: PacketSink,
+    options: DecoderOptions = {},
+  ) {
+    this.maxPacketSize = Math.min(options.maxPacketSize ?? MAX_PACKET_SIZE, MAX_PACKET_SIZE);
+    this.protocolVersion = options.protocolVersion ?? 0;
+  }
+
+  /** True once an error was reported; the stream is then unusable. */
+  get failed(): boolean {
+    return this.state === State.Failed;
+  }
+
+  /** Bytes held for a packet split across chunks (bounded by maxPacketSize). */
+  get bufferedBytes(): number {
+    if (this.state === State.Header || this.state === State.Failed) return 0;
+    return this.headerLength + (this.partial === null ? 0 : this.partialFilled);
+  }
+
+  /**
+   * Stops decoding: packets still in the current chunk are not delivered. The channel calls
+   * it from onPacket when it closes the connection (e.g. a second CONNECT).
+   */
+  stop(): void {
+    this.state = State.Failed;
+    this.partial = null;
+  }
+
+  feed(chunk: Buffer): void {
+    const n = chunk.length;
+    let pos = 0;
+    while (pos < n) {
+      switch (this.state) {
+        case State.Header: {
+          const first = chunk[pos++]!;
+          this.header[0] = first;
+          this.headerLength = 1;
+          this.remaining = 0;
+          this.multiplier = 1;
+          const type = first >> 4;
+          const required = REQUIRED_FLAGS[type]!;
+          if (type === 0) return this.fail(ReasonCode.MalformedPacket, 'reserved packet type 0', 0, null, 0, 0);
+          if (required >= 0 && (first & 0x0f) !== required) {
+            return this.fail(ReasonCode.MalformedPacket, `invalid fixed header flags 0x${(first & 0x0f).toString(16)}`, type, null, 0, 0);
+          }
+          this.state = State.Length;
+          break;
+        }
+        case State.Length: {
+          const b = chunk[pos++]!;
+          this.header[this.headerLength++] = b;
+          this.remaining += (b & 0x7f) * this.multiplier;
+          if (b & 0x80) {
+            // [MQTT-1.5.5-1] Remaining Length takes at most 4 bytes (max 268,435,455).
+            if (this.headerLength === 5) {
+              return this.fail(ReasonCode.MalformedPacket, 'remaining length longer than 4 bytes', this.header[0]! >> 4, null, 0, 0);
+            }
+            this.multiplier *= 128;
+            break;
+          }
+          const size = this.headerLength + this.remaining;
+          if (size > this.maxPacketSize) {
+            return this.fail(
+              ReasonCode.PacketTooLarge,
+              `packet of ${size} bytes exceeds the maximum of ${this.maxPacketSize}`,
+              this.header[0]! >> 4,
+              null, 0, 0,
+            );
+          }
+          if (this.remaining === 0) {
+            if (!this.dispatch(chunk, pos, pos)) return;
+            this.state = State.Header;
+          } else if (n - pos >= this.remaining) {
+            // Whole body in this chunk: parse in place, no copy.
+            const end = pos + this.remaining;
+            if (!this.dispatch(chunk, pos, end)) return;
+            pos = end;
+            this.state = State.Header;
+          } else {
+            this.partial = Buffer.allocUnsafe(this.remaining);
+            this.partialFilled = 0;
+            this.state = State.Body;
+          }
+          break;
+        }
+        case State.Body: {
+          const partial = this.partial!;
+          const take = Math.min(n - pos, partial.length - this.partialFilled);
+          chunk.copy(partial, this.partialFilled, pos, pos + take);
+          this.partialFilled += take;
+          pos += take;
+          if (this.partialFilled === partial.length) {
+            this.partial = null;
+            if (!this.dispatch(partial, 0, partial.length)) return;
+            this.state = State.Header;
+          }
+          break;
+        }
+        case State.Failed:
+          return;
+      }
+    }
+  }
+
+  /** Parses one body and hands the packet on; false when decoding failed. */
+  private dispatch(buf: Buffer, start: number, end: number): boolean {
+    const first = this.header[0]!;
+    const type = first >> 4;
+    const c = this.cursor;
+    c.buf = buf;
+    c.pos = start;
+    c.end = end;
+    let packet: Packet;
+    try {
+      packet = parseBody(c, type, first & 0x0f, (this.protocolVersion || 4) as ProtocolVersion);
+    } catch (err) {
+      const e = err instanceof MqttReasonError
+        ? err
+        : new MqttReasonError(ReasonCode.MalformedPacket, `undecodable packet (${(err as Error)?.message ?? err})`, type);
+      this.failWith(e, buf, start, end);
+      return false;
+    } finally {
+      c.buf = EMPTY; // do not keep the chunk alive through the cursor
+    }
+    if (type === PacketType.CONNECT && this.protocolVersion === 0) {
+      this.protocolVersion = (packet as { protocolVersion: ProtocolVersion }).protocolVersion;
+    }
+    this.packetsDecoded++;
+    this.sink.onPacket(packet);
+    return this.state !== State.Failed;
+  }
+
+  private fail(code: number, reason: string, type: number, body: Buffer | null, start: number, end: number): void {
+    this.failWith(new MqttReasonError(code, reason, type), body, start, end);
+  }
+
+  private failWith(err: MqttReasonError, body: Buffer | null, start: number, end: number): void {
+    this.state = State.Failed;
+    this.partial = null;
+    const head = this.header.toString('hex', 0, this.headerLength);
+    const room = HEX_EXCERPT_MAX_BYTES - this.headerLength;
+    err.hex = body === null ? head : head + body.toString('hex', start, Math.min(end, start + room));
+    this.sink.onDecodeError(err);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Decodes a buffer holding whole packets (tests, tools). Throws the first MqttReasonError. */
+export function decodeAll(buf: Buffer, options: DecoderOptions = {}): Packet[] {
+  const packets: Packet[] = [];
+  let error: MqttReasonError | null = null;
+  const decoder = new Decoder({ onPacket: (p) => packets.push(p), onDecodeError: (e) => (error = e) }, options);
+  decoder.feed(buf);
+  if (error) throw error;
+  if (decoder.bufferedBytes > 0) {
+    throw new MqttReasonError(ReasonCode.MalformedPacket, 'input ends inside a packet');
+  }
+  return packets;
+}

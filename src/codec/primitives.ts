@@ -1,0 +1,80 @@
+/**
+ * Readers for MQTT data representations (section 1.5): two-byte integers, Variable Byte
+ * Integers, UTF-8 strings, binary data. They work on a Cursor over one packet body and throw
+ * MqttReasonError on malformed data; the decoder catches it (nothing escapes the codec).
+ */
+import { isUtf8 } from 'node:buffer';
+import { ReasonCode } from './constants.js';
+import { MqttReasonError } from './errors.js';
+
+export interface Cursor {
+  buf: Buffer;
+  pos: number;
+  /** Exclusive end of the readable region (end of packet, or of a property block). */
+  end: number;
+}
+
+export function malformed(reason: string, packetType: number): MqttReasonError {
+  return new MqttReasonError(ReasonCode.MalformedPacket, reason, packetType);
+}
+export function protocolError(reason: string, packetType: number): MqttReasonError {
+  return new MqttReasonError(ReasonCode.ProtocolError, reason, packetType);
+}
+
+export function readU8(c: Cursor, packetType: number, what: string): number {
+  if (c.pos >= c.end) throw malformed(`truncated ${what}`, packetType);
+  return c.buf[c.pos++]!;
+}
+
+export function readU16(c: Cursor, packetType: number, what: string): number {
+  if (c.pos + 2 > c.end) throw malformed(`truncated ${what}`, packetType);
+  const v = (c.buf[c.pos]! << 8) | c.buf[c.pos + 1]!;
+  c.pos += 2;
+  return v;
+}
+
+/** [MQTT-1.5.5-1] at most four bytes; the fourth byte has no continuation bit. */
+export function readVarInt(c: Cursor, packetType: number): number {
+  let value = 0;
+  let mul = 1;
+  for (let i = 0; i < 4; i++) {
+    if (c.pos >= c.end) throw malformed('truncated variable byte integer', packetType);
+    const b = c.buf[c.pos++]!;
+    value += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) return value;
+    mul *= 128;
+  }
+  throw malformed('variable byte integer longer than 4 bytes', packetType);
+}
+
+/**
+ * A UTF-8 Encoded String: well-formed UTF-8 [MQTT-1.5.4-1] (which excludes the UTF-16
+ * surrogates U+D800..U+DFFF) and no U+0000 [MQTT-1.5.4-2]. ASCII strings, the common case for
+ * topics and client ids, are checked by one byte scan; others also go through isUtf8.
+ */
+export function readUtf8(c: Cursor, packetType: number, what: string): string {
+  if (c.pos + 2 > c.end) throw malformed(`truncated ${what}`, packetType);
+  const buf = c.buf;
+  const start = c.pos + 2;
+  const stop = start + ((buf[c.pos]! << 8) | buf[c.pos + 1]!);
+  if (stop > c.end) throw malformed(`${what} longer than the packet`, packetType);
+  let ascii = true;
+  for (let i = start; i < stop; i++) {
+    const b = buf[i]!;
+    if (b === 0) throw malformed(`${what} contains U+0000`, packetType);
+    if (b >= 0x80) ascii = false;
+  }
+  c.pos = stop;
+  if (ascii) return buf.toString('latin1', start, stop);
+  if (!isUtf8(buf.subarray(start, stop))) throw malformed(`${what} is not well-formed UTF-8`, packetType);
+  return buf.toString('utf8', start, stop);
+}
+
+/** Binary Data: two-byte length then bytes; returned as a view, not a copy. */
+export function readBinary(c: Cursor, packetType: number, what: string): Buffer {
+  const len = readU16(c, packetType, what);
+  if (c.pos + len > c.end) throw malformed(`${what} longer than the packet`, packetType);
+  const out = c.buf.subarray(c.pos, c.pos + len);
+  c.pos += len;
+  return out;
+}
