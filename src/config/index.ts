@@ -1,0 +1,29 @@
+/**
+ * Public facade of the config room: the schema, the loader and the value parsers. Other rooms
+ * import from here only, never from the files behind it.
+ */
+export type { KeySpec, KeyType } from './schema.js';
+export { keySpecs, findKeySpec } from './schema.js';
+export type { LoadConfigOptions } from './loader.js';
+export { loadConfig, defaultConfig } from './loader.js';
+export type { ConfigIssue } from './errors.js';
+export { ConfigError } from './errors.js';
+export { ValueParseError, parseDuration, parseByteSize, parseBind, parseRate } from './parsers.js';
+export { envName } from './sources.js';
+export { renderConfigDocs } from './docs.js';
+export type {
+  PetrelConfig,
+  NodeConfig,
+  LogConfig,
+  ListenersConfig,
+  TcpListenerConfig,
+  MqttConfig,
+  RetainerConfig,
+  DelayedConfig,
+  BindAddress,
+  RateLimit,
+  LogLevel,
+  LogFormat,
+  SharedSubscriptionStrategy,
+} from './types.js';
+export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES } from './types.js';

@@ -1,0 +1,278 @@
+/**
+ * The one config schema: every key Petrel reads, with its type, default, limits, one-line doc
+ * and whether it may change while the broker runs. The loader validates against it,
+ * docs/config.md is generated from it, and the hand-written types in types.ts are tested
+ * against it. Add a key here first; nothing else invents keys.
+ *
+ * Key names and defaults follow EMQX 5.8 where EMQX has the key, so an EMQX user's numbers
+ * carry over.
+ */
+import { LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES } from './types.js';
+
+export type KeyType =
+  | 'string'
+  | 'integer'
+  | 'float'
+  | 'boolean'
+  | 'duration'
+  | 'bytesize'
+  | 'enum'
+  | 'bind'
+  | 'rate';
+
+export interface KeySpec {
+  /** Dotted key; a `<name>` segment is a wildcard, e.g. `listeners.tcp.<name>.bind`. */
+  readonly key: string;
+  readonly type: KeyType;
+  /**
+   * The default as it would be written in a TOML file (`"15s"`, `"1MB"`, `"infinity"`); it is
+   * resolved by the same parser as user input, so a bad default fails at start-up.
+   */
+  readonly default: unknown;
+  /** Accepted values of an `enum`. */
+  readonly values?: readonly string[];
+  /** Inclusive bounds, in resolved units (milliseconds, bytes). */
+  readonly min?: number;
+  readonly max?: number;
+  /** Accepts `"infinity"` (resolved to `Infinity`). */
+  readonly infinity?: boolean;
+  /** Accepts `"disabled"` (resolved to `null`). */
+  readonly disabled?: boolean;
+  /** Extra check for a `string` key, with the words shown to the user when it fails. */
+  readonly pattern?: { readonly regex: RegExp; readonly hint: string };
+  /**
+   * For a wildcard key: instances other than `default` must give a value (the default above
+   * applies to the `default` instance only). Used by listener binds: two listeners on one port
+   * is never what anyone meant.
+   */
+  readonly requiredForNamed?: boolean;
+  /** One line, shown in docs/config.md and in the dashboard. */
+  readonly doc: string;
+  /** True when a change can take effect without a restart (for new connections/sessions). */
+  readonly reloadable: boolean;
+}
+
+/** The wildcard segment and what a name in its place may look like (a TOML bare key). */
+export const NAME_WILDCARD = '<name>';
+export const NAME_SEGMENT = /^[A-Za-z0-9_-]+$/;
+
+const MB = 1024 * 1024;
+
+const SCHEMA: readonly KeySpec[] = [
+  // node
+  {
+    key: 'node.name', type: 'string', default: 'petrel@127.0.0.1', reloadable: false,
+    pattern: { regex: /^[A-Za-z0-9_.-]+@[A-Za-z0-9_.:-]+$/, hint: 'name@host' },
+    doc: 'Node name, name@host; identifies this node in a cluster (the data directory does not depend on it).',
+  },
+  {
+    key: 'node.data_dir', type: 'string', default: './data', reloadable: false,
+    pattern: { regex: /\S/, hint: 'a non-empty directory path' },
+    doc: 'Directory for the embedded store (sessions, retained messages, users); created if missing.',
+  },
+  // log
+  {
+    key: 'log.level', type: 'enum', values: LOG_LEVELS, default: 'notice', reloadable: true,
+    doc: 'Lowest level of log lines written.',
+  },
+  {
+    key: 'log.format', type: 'enum', values: LOG_FORMATS, default: 'json', reloadable: true,
+    doc: 'json: one JSON object per line with a stable event name; text: for people.',
+  },
+  // listeners
+  {
+    key: 'listeners.tcp.<name>.enable', type: 'boolean', default: true, reloadable: true,
+    doc: 'Start this listener; set false on listeners.tcp.default to run without it.',
+  },
+  {
+    key: 'listeners.tcp.<name>.bind', type: 'bind', default: '0.0.0.0:1883', reloadable: false,
+    requiredForNamed: true,
+    doc: 'Address to listen on: "host:port", "[ipv6]:port" or a port; required for listeners other than default.',
+  },
+  {
+    key: 'listeners.tcp.<name>.max_connections', type: 'integer', default: 'infinity', reloadable: true,
+    min: 1, infinity: true,
+    doc: 'Most connections this listener holds at once; further ones are refused.',
+  },
+  // mqtt
+  {
+    key: 'mqtt.max_packet_size', type: 'bytesize', default: '1MB', reloadable: true,
+    min: 2, max: 256 * MB,
+    doc: 'Largest MQTT packet accepted, checked from the fixed header before buffering.',
+  },
+  {
+    key: 'mqtt.max_clientid_len', type: 'integer', default: 65535, reloadable: true, min: 23, max: 65535,
+    doc: 'Longest client id accepted in CONNECT.',
+  },
+  {
+    key: 'mqtt.max_topic_levels', type: 'integer', default: 128, reloadable: true, min: 1, max: 65535,
+    doc: 'Most levels (slash-separated parts) a topic name or filter may have.',
+  },
+  {
+    key: 'mqtt.max_qos_allowed', type: 'integer', default: 2, reloadable: true, min: 0, max: 2,
+    doc: 'Highest QoS granted; higher requested QoS is downgraded to it.',
+  },
+  {
+    key: 'mqtt.max_topic_alias', type: 'integer', default: 65535, reloadable: true, min: 0, max: 65535,
+    doc: 'Topic Alias Maximum sent to MQTT 5 clients; 0 turns topic aliases off.',
+  },
+  {
+    key: 'mqtt.retain_available', type: 'boolean', default: true, reloadable: true,
+    doc: 'Accept retained messages; when false a PUBLISH with retain set is refused.',
+  },
+  {
+    key: 'mqtt.wildcard_subscription', type: 'boolean', default: true, reloadable: true,
+    doc: 'Allow subscriptions to filters containing + or #.',
+  },
+  {
+    key: 'mqtt.shared_subscription', type: 'boolean', default: true, reloadable: true,
+    doc: 'Allow shared subscriptions ($share/group/filter and $queue/filter).',
+  },
+  {
+    key: 'mqtt.exclusive_subscription', type: 'boolean', default: false, reloadable: true,
+    doc: 'Allow exclusive subscriptions ($exclusive/filter): one subscriber per filter.',
+  },
+  {
+    key: 'mqtt.idle_timeout', type: 'duration', default: '15s', reloadable: true, infinity: true,
+    doc: 'How long a new connection may wait before sending CONNECT; a bare integer is milliseconds.',
+  },
+  {
+    key: 'mqtt.keepalive_multiplier', type: 'float', default: 1.5, reloadable: true, min: 1,
+    doc: 'A client is dropped after keepalive x this factor without a packet (MQTT says 1.5).',
+  },
+  {
+    key: 'mqtt.max_subscriptions', type: 'integer', default: 'infinity', reloadable: true,
+    min: 1, infinity: true,
+    doc: 'Most subscriptions one client may hold.',
+  },
+  {
+    key: 'mqtt.upgrade_qos', type: 'boolean', default: false, reloadable: true,
+    doc: 'Deliver at the subscription QoS even when the message was published at a lower QoS.',
+  },
+  {
+    key: 'mqtt.max_inflight', type: 'integer', default: 32, reloadable: true, min: 1, max: 65535,
+    doc: 'Most QoS 1/2 messages sent to one client and not yet acknowledged.',
+  },
+  {
+    key: 'mqtt.retry_interval', type: 'duration', default: '30s', reloadable: true, infinity: true,
+    doc: 'Resend an unacknowledged QoS 1/2 message after this long; infinity resends only on reconnect.',
+  },
+  {
+    key: 'mqtt.max_awaiting_rel', type: 'integer', default: 100, reloadable: true, min: 1, infinity: true,
+    doc: 'Most incoming QoS 2 messages of one client waiting for PUBREL.',
+  },
+  {
+    key: 'mqtt.await_rel_timeout', type: 'duration', default: '300s', reloadable: true,
+    doc: 'An incoming QoS 2 message whose PUBREL has not come after this long is dropped.',
+  },
+  {
+    key: 'mqtt.session_expiry_interval', type: 'duration', default: '2h', reloadable: true,
+    doc: 'Longest a disconnected session is kept (an MQTT 5 client may ask for less).',
+  },
+  {
+    key: 'mqtt.message_expiry_interval', type: 'duration', default: 'infinity', reloadable: true,
+    infinity: true,
+    doc: 'Queued messages without their own expiry expire after this long; infinity keeps them.',
+  },
+  {
+    key: 'mqtt.max_mqueue_len', type: 'integer', default: 1000, reloadable: true, min: 1, infinity: true,
+    doc: 'Most messages queued for one session beyond its inflight window; the oldest is dropped first.',
+  },
+  {
+    key: 'mqtt.mqueue_store_qos0', type: 'boolean', default: true, reloadable: true,
+    doc: 'Queue QoS 0 messages for disconnected persistent sessions too.',
+  },
+  {
+    key: 'mqtt.shared_subscription_strategy', type: 'enum', values: SHARED_SUBSCRIPTION_STRATEGIES,
+    default: 'round_robin', reloadable: true,
+    doc: 'How a message to a shared subscription picks one member of the group.',
+  },
+  {
+    key: 'mqtt.server_keepalive', type: 'duration', default: 'disabled', reloadable: true,
+    disabled: true, min: 1000, max: 65535 * 1000,
+    doc: "Keepalive (whole seconds) the server imposes on MQTT 5 clients, or disabled to use the client's own.",
+  },
+  {
+    key: 'mqtt.ignore_loop_deliver', type: 'boolean', default: false, reloadable: true,
+    doc: "Do not deliver a client's messages back to its own subscriptions (MQTT 3 no-local).",
+  },
+  {
+    key: 'mqtt.response_information', type: 'string', default: '', reloadable: true,
+    doc: 'Response Information sent in CONNACK to MQTT 5 clients that ask for it; empty sends none.',
+  },
+  {
+    key: 'mqtt.use_username_as_clientid', type: 'boolean', default: false, reloadable: true,
+    doc: 'Replace the client id with the username after authentication.',
+  },
+  // retainer
+  {
+    key: 'retainer.enable', type: 'boolean', default: true, reloadable: true,
+    doc: 'Store retained messages and deliver them on subscribe.',
+  },
+  {
+    key: 'retainer.max_retained_messages', type: 'integer', default: 0, reloadable: true, min: 0,
+    doc: 'Most retained messages stored; 0 = unlimited.',
+  },
+  {
+    key: 'retainer.max_payload_size', type: 'bytesize', default: '1MB', reloadable: true,
+    min: 0, max: 256 * MB,
+    doc: 'Retained messages with a larger payload are not stored.',
+  },
+  {
+    key: 'retainer.msg_expiry_interval', type: 'duration', default: '0s', reloadable: true,
+    doc: 'Retained messages without their own expiry expire after this long; 0s = never.',
+  },
+  // delayed
+  {
+    key: 'delayed.enable', type: 'boolean', default: true, reloadable: true,
+    doc: 'Handle delayed publish ($delayed/<seconds>/topic).',
+  },
+  {
+    key: 'delayed.max_delayed_messages', type: 'integer', default: 0, reloadable: true, min: 0,
+    doc: 'Most delayed messages held at once; 0 = unlimited.',
+  },
+];
+
+// Frozen so no caller can change the source of truth at run time.
+for (const spec of SCHEMA) Object.freeze(spec);
+Object.freeze(SCHEMA);
+
+const SPLIT = SCHEMA.map((spec) => ({ spec, parts: spec.key.split('.') }));
+
+/** Every key spec, in document order. */
+export function keySpecs(): readonly KeySpec[] {
+  return SCHEMA;
+}
+
+/**
+ * The spec of a concrete key, matching `<name>` wildcards: `listeners.tcp.internal.bind` finds
+ * `listeners.tcp.<name>.bind`. A schema pattern itself (`listeners.tcp.<name>.bind`) also matches.
+ */
+export function findKeySpec(key: string): KeySpec | undefined {
+  const parts = key.split('.');
+  for (const { spec, parts: want } of SPLIT) {
+    if (want.length !== parts.length) continue;
+    let ok = true;
+    for (let i = 0; i < want.length && ok; i++) {
+      ok = want[i] === NAME_WILDCARD
+        ? parts[i] === NAME_WILDCARD || NAME_SEGMENT.test(parts[i])
+        : want[i] === parts[i];
+    }
+    if (ok) return spec;
+  }
+  return undefined;
+}
+
+/** True when `path` is a proper prefix of some key (a table a TOML file may open). */
+export function isKeyPrefix(path: string): boolean {
+  const parts = path.split('.');
+  return SPLIT.some(({ parts: want }) =>
+    want.length > parts.length &&
+    parts.every((p, i) => (want[i] === NAME_WILDCARD ? NAME_SEGMENT.test(p) : want[i] === p)),
+  );
+}
+
+/** The schema key with `<name>` replaced, for messages and the drift test. */
+export function concreteKey(spec: KeySpec, name: string): string {
+  return spec.key.split(NAME_WILDCARD).join(name);
+}

@@ -1,0 +1,115 @@
+/**
+ * The shape of a loaded config, written by hand so that readers of `cfg.mqtt.max_inflight` get
+ * real types. It mirrors the schema key for key (snake_case, nested by the dots); the test
+ * test/config/defaults.test.ts fails when this file, the schema and the loader disagree.
+ *
+ * Units are resolved: durations are milliseconds, sizes are bytes, `infinity` is `Infinity`.
+ */
+
+// The enum lists live here (not in schema.ts) so that the TypeScript unions below are derived
+// from the very arrays the schema validates against.
+export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error'] as const;
+export const LOG_FORMATS = ['json', 'text'] as const;
+export const SHARED_SUBSCRIPTION_STRATEGIES = [
+  'random',
+  'round_robin',
+  'round_robin_per_group',
+  'sticky',
+  'hash_clientid',
+  'hash_topic',
+] as const;
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export type SharedSubscriptionStrategy = (typeof SHARED_SUBSCRIPTION_STRATEGIES)[number];
+
+/** A resolved `bind` value: `"0.0.0.0:1883"` becomes `{ host: '0.0.0.0', port: 1883 }`. */
+export interface BindAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A resolved `rate` value: `"10MB/2s"` becomes `{ amount: 10485760, periodMs: 2000 }`. */
+export interface RateLimit {
+  readonly amount: number;
+  readonly periodMs: number;
+}
+
+export interface NodeConfig {
+  readonly name: string;
+  readonly data_dir: string;
+}
+
+export interface LogConfig {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+}
+
+export interface TcpListenerConfig {
+  readonly enable: boolean;
+  readonly bind: BindAddress;
+  /** Infinity when unlimited. */
+  readonly max_connections: number;
+}
+
+export interface ListenersConfig {
+  /**
+   * Named TCP listeners. `default` is always present (its `enable` may be false); other names
+   * appear when the config declares them.
+   */
+  readonly tcp: { readonly default: TcpListenerConfig; readonly [name: string]: TcpListenerConfig };
+}
+
+export interface MqttConfig {
+  readonly max_packet_size: number;
+  readonly max_clientid_len: number;
+  readonly max_topic_levels: number;
+  readonly max_qos_allowed: number;
+  readonly max_topic_alias: number;
+  readonly retain_available: boolean;
+  readonly wildcard_subscription: boolean;
+  readonly shared_subscription: boolean;
+  readonly exclusive_subscription: boolean;
+  readonly idle_timeout: number;
+  readonly keepalive_multiplier: number;
+  readonly max_subscriptions: number;
+  readonly upgrade_qos: boolean;
+  readonly max_inflight: number;
+  readonly retry_interval: number;
+  readonly max_awaiting_rel: number;
+  readonly await_rel_timeout: number;
+  readonly session_expiry_interval: number;
+  readonly message_expiry_interval: number;
+  readonly max_mqueue_len: number;
+  readonly mqueue_store_qos0: boolean;
+  readonly shared_subscription_strategy: SharedSubscriptionStrategy;
+  /** Milliseconds, or null when disabled (the client's own keepalive is used). */
+  readonly server_keepalive: number | null;
+  readonly ignore_loop_deliver: boolean;
+  readonly response_information: string;
+  readonly use_username_as_clientid: boolean;
+}
+
+export interface RetainerConfig {
+  readonly enable: boolean;
+  /** 0 = unlimited. */
+  readonly max_retained_messages: number;
+  readonly max_payload_size: number;
+  /** 0 = retained messages never expire. */
+  readonly msg_expiry_interval: number;
+}
+
+export interface DelayedConfig {
+  readonly enable: boolean;
+  /** 0 = unlimited. */
+  readonly max_delayed_messages: number;
+}
+
+export interface PetrelConfig {
+  readonly node: NodeConfig;
+  readonly log: LogConfig;
+  readonly listeners: ListenersConfig;
+  readonly mqtt: MqttConfig;
+  readonly retainer: RetainerConfig;
+  readonly delayed: DelayedConfig;
+}

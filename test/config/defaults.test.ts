@@ -1,0 +1,116 @@
+// Defaults, and the drift checks between schema.ts, types.ts and the loader: the literal below
+// is typed PetrelConfig (so the compiler holds it to types.ts) and compared with the loaded
+// defaults (so the loader and schema are held to it).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig, findKeySpec, keySpecs, loadConfig, type PetrelConfig } from '../../src/config/index.js';
+
+const EXPECTED_DEFAULTS: PetrelConfig = {
+  node: { name: 'petrel@127.0.0.1', data_dir: './data' },
+  log: { level: 'notice', format: 'json' },
+  listeners: {
+    tcp: { default: { enable: true, bind: { host: '0.0.0.0', port: 1883 }, max_connections: Infinity } },
+  },
+  mqtt: {
+    max_packet_size: 1048576,
+    max_clientid_len: 65535,
+    max_topic_levels: 128,
+    max_qos_allowed: 2,
+    max_topic_alias: 65535,
+    retain_available: true,
+    wildcard_subscription: true,
+    shared_subscription: true,
+    exclusive_subscription: false,
+    idle_timeout: 15_000,
+    keepalive_multiplier: 1.5,
+    max_subscriptions: Infinity,
+    upgrade_qos: false,
+    max_inflight: 32,
+    retry_interval: 30_000,
+    max_awaiting_rel: 100,
+    await_rel_timeout: 300_000,
+    session_expiry_interval: 7_200_000,
+    message_expiry_interval: Infinity,
+    max_mqueue_len: 1000,
+    mqueue_store_qos0: true,
+    shared_subscription_strategy: 'round_robin',
+    server_keepalive: null,
+    ignore_loop_deliver: false,
+    response_information: '',
+    use_username_as_clientid: false,
+  },
+  retainer: { enable: true, max_retained_messages: 0, max_payload_size: 1048576, msg_expiry_interval: 0 },
+  delayed: { enable: true, max_delayed_messages: 0 },
+};
+
+/** Dotted paths of the leaves of a config object; a bind {host, port} counts as one leaf. */
+function leafPaths(node: unknown, prefix = ''): string[] {
+  if (typeof node !== 'object' || node === null || (prefix.endsWith('.bind'))) return [prefix];
+  return Object.entries(node).flatMap(([k, v]) => leafPaths(v, prefix ? `${prefix}.${k}` : k));
+}
+
+function lookup(root: unknown, key: string): { found: boolean; value: unknown } {
+  let node: unknown = root;
+  for (const part of key.split('.')) {
+    if (typeof node !== 'object' || node === null || !(part in node)) return { found: false, value: undefined };
+    node = (node as Record<string, unknown>)[part];
+  }
+  return { found: true, value: node };
+}
+
+test('defaults resolve to the EMQX values in resolved units', () => {
+  assert.deepEqual(defaultConfig(), EXPECTED_DEFAULTS);
+  assert.deepEqual(loadConfig({}), EXPECTED_DEFAULTS);
+});
+
+test('every schema key appears in a loaded default config', () => {
+  const cfg = defaultConfig();
+  for (const spec of keySpecs()) {
+    const key = spec.key.replace('<name>', 'default');
+    const { found, value } = lookup(cfg, key);
+    assert.ok(found, `${key} is missing from the default config`);
+    // Only server_keepalive resolves to null (disabled); nothing may be undefined.
+    assert.notEqual(value, undefined, `${key} is undefined`);
+  }
+});
+
+test('every leaf of the default config is a schema key', () => {
+  for (const path of leafPaths(defaultConfig())) {
+    assert.ok(findKeySpec(path), `${path} is in the config but not in the schema`);
+  }
+  assert.equal(leafPaths(defaultConfig()).length, keySpecs().length);
+});
+
+test('the loaded config is deeply frozen', () => {
+  const cfg = loadConfig({ set: ['mqtt.max_inflight=10'] });
+  assert.ok(Object.isFrozen(cfg));
+  assert.ok(Object.isFrozen(cfg.mqtt));
+  assert.ok(Object.isFrozen(cfg.listeners.tcp.default.bind));
+  assert.throws(() => {
+    (cfg.mqtt as { max_inflight: number }).max_inflight = 1;
+  }, TypeError);
+  assert.equal(cfg.mqtt.max_inflight, 10);
+});
+
+test('the schema itself is frozen', () => {
+  assert.ok(Object.isFrozen(keySpecs()));
+  assert.ok(Object.isFrozen(keySpecs()[0]));
+});
+
+test('schema keys are unique, documented in one line, and enums list their values', () => {
+  const keys = keySpecs().map((s) => s.key);
+  assert.equal(new Set(keys).size, keys.length);
+  for (const spec of keySpecs()) {
+    assert.ok(spec.doc.length > 10 && !spec.doc.includes('\n'), `${spec.key} needs a one-line doc`);
+    if (spec.type === 'enum') assert.ok(spec.values && spec.values.length > 1, spec.key);
+  }
+});
+
+test('findKeySpec matches wildcards and only whole keys', () => {
+  assert.equal(findKeySpec('listeners.tcp.internal.bind')?.key, 'listeners.tcp.<name>.bind');
+  assert.equal(findKeySpec('listeners.tcp.<name>.bind')?.key, 'listeners.tcp.<name>.bind');
+  assert.equal(findKeySpec('mqtt.max_inflight')?.type, 'integer');
+  assert.equal(findKeySpec('mqtt'), undefined);
+  assert.equal(findKeySpec('mqtt.max_inflight.x'), undefined);
+  assert.equal(findKeySpec('listeners.tcp.bad name.bind'), undefined);
+});
