@@ -1,0 +1,18 @@
+/**
+ * The broker's public facade: what the session and channel use, and what edge rooms
+ * (API, CLI, rules, integrations) may import.
+ */
+export { Broker, type BrokerDeps, type SubscribeResult } from './broker.js';
+export { TimerWheel, TimerEntry, type TimerTask } from './timer-wheel.js';
+export {
+  PublishOutcome,
+  NO_SUBSCRIPTION_IDS,
+  makeSubOptions,
+  type Message,
+  type SubOptions,
+  type Subscriber,
+  type SessionHandle,
+  type ConnectionHandle,
+  type ClientSummary,
+} from './types.js';
+export { fnv1a } from './shared.js';

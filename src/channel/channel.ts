@@ -1,0 +1,341 @@
+/**
+ * One client's MQTT state machine: awaiting CONNECT -> connected -> closed.
+ *
+ * Contract:
+ * - The connection calls `handlePacket` for each decoded packet, `handleDecodeError` once on
+ *   malformed input, `handleSocketClosed` when the peer goes away, `handleDrain` when the
+ *   socket can take more, and `handleKeepaliveTimeout` / `handleIdleTimeout` from the wheel.
+ *   All on the event loop, synchronously; only CONNECT authentication may await.
+ * - Packet handling lives in handlers/<packet>.ts; this file owns the state, the close path
+ *   (will, session detach, logs, counts) and the one mapping from MqttReasonError to what the
+ *   client is sent per protocol version (`fail`).
+ */
+import {
+  ConnackReturnCodeV3,
+  MqttReasonError,
+  PacketType,
+  ReasonCode,
+  PACKET_NAMES,
+  encode,
+  type Packet,
+  type ProtocolVersion,
+  type Properties,
+  type QoS,
+  type WillMessage,
+} from '../codec/index.js';
+import type { Broker, ClientSummary, ConnectionHandle, Message } from '../broker/index.js';
+import { MetricName, type DisconnectReason } from '../observability/index.js';
+import type { Session, SessionOutlet } from '../session/index.js';
+import { handleConnect } from './handlers/connect.js';
+import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish } from './handlers/publish.js';
+import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
+import { handleDisconnect } from './handlers/disconnect.js';
+import { OutboundEncoder } from './outbound.js';
+import type { ChannelIO } from './types.js';
+
+export type ChannelState = 'awaiting_connect' | 'authenticating' | 'connected' | 'closed';
+
+/** Disconnect reasons sent as an MQTT 5 DISCONNECT before the server closes. */
+const SERVER_DISCONNECT_CODE: Partial<Record<DisconnectReason, number>> = {
+  takenover: ReasonCode.SessionTakenOver,
+  discarded: ReasonCode.SessionTakenOver,
+  kicked: ReasonCode.AdministrativeAction,
+  server_shutdown: ReasonCode.ServerShuttingDown,
+  keepalive_timeout: ReasonCode.KeepAliveTimeout,
+  mqueue_overflow_shutdown: ReasonCode.QuotaExceeded,
+};
+
+export class Channel implements ConnectionHandle, SessionOutlet {
+  state: ChannelState = 'awaiting_connect';
+  protocolVersion: ProtocolVersion = 4;
+  clientId = '';
+  username: string | undefined = undefined;
+  keepAlive = 0;
+  cleanStart = true;
+  connectedAt = 0;
+  session: Session | null = null;
+  will: WillMessage | null = null;
+  /** Session expiry the client asked for at CONNECT (ms), to police DISCONNECT changes. */
+  connectSessionExpiry = 0;
+  /** The client's limits (MQTT 5 CONNECT properties). */
+  clientMaxPacketSize = Infinity;
+  clientTopicAliasMax = 0;
+  clientReceiveMaximum = 65535;
+  requestProblemInformation = true;
+  /** Inbound topic aliases (alias -> topic) [MQTT-3.3.2-?]. */
+  readonly inboundAliases = new Map<number, string>();
+  readonly outbound: OutboundEncoder;
+  /** Packets that arrived while CONNECT was being authenticated, handled once accepted. */
+  private pending: Packet[] | null = null;
+  private closeReason: DisconnectReason | null = null;
+
+  constructor(
+    readonly broker: Broker,
+    readonly io: ChannelIO,
+  ) {
+    this.outbound = new OutboundEncoder(this);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Input from the connection
+
+  handlePacket(packet: Packet): void {
+    if (this.state === 'connected') {
+      this.dispatch(packet);
+    } else if (this.state === 'awaiting_connect') {
+      // [MQTT-3.1.0-1] the first packet from the client MUST be CONNECT.
+      if (packet.type !== PacketType.CONNECT) {
+        this.fail(new MqttReasonError(ReasonCode.ProtocolError, `first packet is ${packetName(packet.type)}, not CONNECT`, packet.type));
+        return;
+      }
+      handleConnect(this, packet);
+    } else if (this.state === 'authenticating') {
+      // [MQTT-3.1.4-?] data after CONNECT is processed only once the CONNECT is accepted.
+      if (packet.type === PacketType.CONNECT) {
+        this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'second CONNECT', packet.type));
+        return;
+      }
+      (this.pending ??= []).push(packet);
+    }
+  }
+
+  private dispatch(packet: Packet): void {
+    switch (packet.type) {
+      case PacketType.PUBLISH: return handlePublish(this, packet);
+      case PacketType.PUBACK: return handlePuback(this, packet);
+      case PacketType.PUBREC: return handlePubrec(this, packet);
+      case PacketType.PUBREL: return handlePubrel(this, packet);
+      case PacketType.PUBCOMP: return handlePubcomp(this, packet);
+      case PacketType.SUBSCRIBE: return handleSubscribe(this, packet);
+      case PacketType.UNSUBSCRIBE: return handleUnsubscribe(this, packet);
+      case PacketType.PINGREQ:
+        this.send({ type: PacketType.PINGRESP });
+        return;
+      case PacketType.DISCONNECT: return handleDisconnect(this, packet);
+      case PacketType.CONNECT:
+        // [MQTT-3.1.0-2] a second CONNECT is a Protocol Error.
+        return this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'second CONNECT', packet.type));
+      case PacketType.AUTH:
+        // Enhanced authentication is not offered, so AUTH is unexpected [MQTT-4.12.0-?].
+        return this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'AUTH without an authentication method', packet.type));
+      default:
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP travel only from server to client.
+        return this.fail(new MqttReasonError(ReasonCode.ProtocolError, `${packetName(packet.type)} sent by a client`, packet.type));
+    }
+  }
+
+  handleDecodeError(err: MqttReasonError): void {
+    this.fail(err);
+  }
+
+  handleSocketClosed(): void {
+    this.terminate('tcp_closed');
+  }
+
+  handleDrain(): void {
+    this.session?.drain();
+  }
+
+  handleKeepaliveTimeout(): void {
+    this.closeByServer('keepalive_timeout');
+  }
+
+  handleIdleTimeout(): void {
+    if (this.state === 'awaiting_connect' || this.state === 'authenticating') this.terminate('idle_timeout');
+  }
+
+  /** Called by the connect handler once the session is attached. */
+  acceptConnect(): void {
+    this.state = 'connected';
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) for (const p of pending) if (this.state === 'connected') this.dispatch(p);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Output
+
+  send(packet: Packet): void {
+    this.io.send(encode(packet, this.protocolVersion));
+  }
+
+  get writable(): boolean {
+    return this.io.writable;
+  }
+
+  sendPublish(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
+    return this.outbound.publish(msg, qos, retain, subscriptionIds, packetId, dup);
+  }
+
+  sendPubrel(packetId: number): void {
+    this.send({ type: PacketType.PUBREL, packetId, reasonCode: 0 });
+  }
+
+  /** Reason String only when the client did not opt out (Request Problem Information 0). */
+  problem(reason: string): Properties | undefined {
+    return this.protocolVersion === 5 && this.requestProblemInformation ? { reasonString: reason } : undefined;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Errors and closing
+
+  /**
+   * The one place a protocol violation becomes wire packets: before CONNECT is accepted a
+   * CONNACK with the reason (MQTT 5) or the 3.x return code where one exists; after it, a
+   * DISCONNECT with the reason (MQTT 5 only) [MQTT-4.13.1-1]. Then the connection closes.
+   */
+  fail(err: MqttReasonError): void {
+    if (this.state === 'closed') return;
+    this.io.stopDecoding();
+    const reason = disconnectReasonFor(err.reasonCode);
+    const logFields = {
+      clientid: this.clientId || undefined,
+      peername: `${this.io.peerHost}:${this.io.peerPort}`,
+      listener: this.io.listener,
+      reason_code: err.reasonName,
+      reason: err.reason,
+      hex: err.hex || undefined,
+    };
+    if (reason === 'frame_error' || reason === 'packet_too_large') {
+      this.broker.metrics.counter(MetricName.frameErrors).inc();
+      this.broker.logger.warning('frame_error', logFields);
+    } else {
+      this.broker.logger.warning('protocol_error', logFields);
+    }
+    if (this.state === 'connected') {
+      if (this.protocolVersion === 5) {
+        this.send({ type: PacketType.DISCONNECT, reasonCode: err.reasonCode, properties: this.problem(err.reason) });
+      }
+    } else {
+      const version = err.protocolVersion || this.protocolVersion;
+      if (err.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+        // [MQTT-3.1.2-2] answer in a form the client can read: the 3.1.1 CONNACK 0x01 for a
+        // level below 5, the MQTT 5 one otherwise.
+        const v5 = version >= 5;
+        this.io.send(encode({ type: PacketType.CONNACK, sessionPresent: false, reasonCode: v5 ? err.reasonCode : ConnackReturnCodeV3.UnacceptableProtocolVersion }, v5 ? 5 : 4));
+      } else if (version === 5 && err.packetType === PacketType.CONNECT) {
+        this.io.send(encode({ type: PacketType.CONNACK, sessionPresent: false, reasonCode: err.reasonCode, properties: { reasonString: err.reason } }, 5));
+      }
+    }
+    this.terminate(reason);
+  }
+
+  /** Closes from the server side (takeover, kick, shutdown, keepalive). */
+  closeByServer(reason: DisconnectReason): void {
+    if (this.state === 'closed') return;
+    const code = SERVER_DISCONNECT_CODE[reason];
+    if (this.state === 'connected' && this.protocolVersion === 5 && code !== undefined) {
+      this.send({ type: PacketType.DISCONNECT, reasonCode: code });
+    }
+    this.io.stopDecoding();
+    this.terminate(reason);
+  }
+
+  /**
+   * The single close path: will, session detach, registry, log, counters, socket.
+   * `willSuppressed` is set by a normal DISCONNECT [MQTT-3.1.2-10].
+   */
+  terminate(reason: DisconnectReason): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.closeReason = reason;
+    const broker = this.broker;
+    if (wasConnected) {
+      broker.detachConnection(this);
+      if (this.will !== null) {
+        const will = this.will;
+        this.will = null;
+        broker.scheduleWill(this.clientId, willMessage(broker, this.clientId, will), (will.properties?.willDelayInterval ?? 0) * 1000);
+      }
+      this.session?.detach(this);
+      broker.metrics.counter(MetricName.clientDisconnected).inc();
+      broker.logger.log(reason === 'normal' ? 'info' : 'warning', 'client_disconnected', {
+        clientid: this.clientId,
+        username: this.username,
+        peername: `${this.io.peerHost}:${this.io.peerPort}`,
+        listener: this.io.listener,
+        reason,
+      });
+      if (broker.hooks.has('client.disconnected')) broker.hooks.run('client.disconnected', this.clientInfo(), reason);
+    }
+    this.io.countShutdown(reason);
+    this.io.close();
+  }
+
+  get disconnectReason(): DisconnectReason | null {
+    return this.closeReason;
+  }
+
+  clientInfo(): { clientId: string; username: string | undefined; peerHost: string; peerPort: number; protocolVersion: number; listener: string } {
+    return {
+      clientId: this.clientId,
+      username: this.username,
+      peerHost: this.io.peerHost,
+      peerPort: this.io.peerPort,
+      protocolVersion: this.protocolVersion,
+      listener: this.io.listener,
+    };
+  }
+
+  summary(): ClientSummary {
+    const s = this.session;
+    return {
+      ...this.clientInfo(),
+      connectedAt: this.connectedAt,
+      keepAlive: this.keepAlive,
+      cleanStart: this.cleanStart,
+      sessionExpiryInterval: s === null ? 0 : s.expiryInterval / 1000,
+      subscriptions: s?.subscriptions.size ?? 0,
+      inflight: s?.inflight.size ?? 0,
+      mqueueLength: s?.mqueue.length ?? 0,
+      mqueueDropped: s?.mqueueDropped ?? 0,
+    };
+  }
+}
+
+/** Log / shutdown-count reason for a reason code (design.md names). */
+export function disconnectReasonFor(code: number): DisconnectReason {
+  switch (code) {
+    case ReasonCode.MalformedPacket: return 'frame_error';
+    case ReasonCode.PacketTooLarge: return 'packet_too_large';
+    case ReasonCode.NotAuthorized:
+    case ReasonCode.BadUserNameOrPassword:
+    case ReasonCode.BadAuthenticationMethod: return 'not_authorized';
+    case ReasonCode.Banned: return 'banned';
+    default: return 'protocol_error';
+  }
+}
+
+function packetName(type: number): string {
+  return PACKET_NAMES[type] ?? `type ${type}`;
+}
+
+function willMessage(broker: Broker, clientId: string, will: WillMessage): Message {
+  const now = Date.now();
+  const expiry = will.properties?.messageExpiryInterval;
+  return {
+    id: broker.newMessageId(),
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    from: clientId,
+    timestamp: now,
+    expiresAt: expiry !== undefined ? now + expiry * 1000 : 0,
+    properties: forwardable(will.properties),
+  };
+}
+
+/** The properties a message carries to subscribers unaltered [MQTT-3.3.2-4, -17, -20]. */
+export function forwardable(p: Properties | undefined): Properties | undefined {
+  if (p === undefined) return undefined;
+  const out: Properties = {};
+  let any = false;
+  if (p.payloadFormatIndicator !== undefined) { out.payloadFormatIndicator = p.payloadFormatIndicator; any = true; }
+  if (p.contentType !== undefined) { out.contentType = p.contentType; any = true; }
+  if (p.responseTopic !== undefined) { out.responseTopic = p.responseTopic; any = true; }
+  if (p.correlationData !== undefined) { out.correlationData = p.correlationData; any = true; }
+  if (p.userProperties !== undefined) { out.userProperties = p.userProperties; any = true; }
+  return any ? out : undefined;
+}

@@ -1,0 +1,73 @@
+/**
+ * Outbound PUBLISH encoding for one channel.
+ *
+ * Hot path (once per delivered message): a message is encoded once per wire form and the
+ * template is shared across every subscriber with that form (`msg.wire`), QoS 0 sends the
+ * shared buffer itself, QoS 1/2 a copy with the packet id patched in. A form is cacheable when
+ * nothing in the packet is specific to the subscriber or the moment: MQTT 3.x always; MQTT 5
+ * when there are no subscription identifiers and no message expiry to count down.
+ *
+ * [MQTT-3.1.2-24/25] a packet larger than the client's Maximum Packet Size is not sent: it is
+ * dropped, counted and logged, and the session treats it as delivered.
+ */
+import { encodePublishTemplate, withPacketId, type Properties, type PublishTemplate, type QoS } from '../codec/index.js';
+import type { Message } from '../broker/index.js';
+import { MetricName, type Counter } from '../observability/index.js';
+import type { Channel } from './channel.js';
+
+/** Cache slot of a wire form: [3.x | 5] x QoS x RETAIN. */
+function formIndex(v5: boolean, qos: QoS, retain: boolean): number {
+  return (v5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+}
+
+export class OutboundEncoder {
+  private readonly cSent: Counter;
+  private readonly cTooLarge: Counter;
+
+  constructor(private readonly ch: Channel) {
+    this.cSent = ch.broker.metrics.counter(MetricName.messagesSent);
+    this.cTooLarge = ch.broker.metrics.counter(MetricName.messagesDroppedTooLarge);
+  }
+
+  publish(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
+    const ch = this.ch;
+    const v5 = ch.protocolVersion === 5;
+    let template: PublishTemplate;
+    if (!v5 || (subscriptionIds.length === 0 && msg.expiresAt === 0)) {
+      const wire = (msg.wire ??= new Array(12));
+      const slot = formIndex(v5, qos, retain);
+      template = wire[slot] ??= encodePublishTemplate(
+        { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined },
+        v5 ? 5 : 4,
+      );
+    } else {
+      template = encodePublishTemplate(
+        { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: this.perSubscriberProperties(msg, subscriptionIds) },
+        5,
+      );
+    }
+    if (template.buffer.length > ch.clientMaxPacketSize) {
+      this.cTooLarge.value++;
+      ch.broker.logger.info('delivery_dropped_too_large', {
+        clientid: ch.clientId,
+        topic: msg.topic,
+        size: template.buffer.length,
+        max: ch.clientMaxPacketSize,
+      });
+      return false;
+    }
+    ch.io.send(qos === 0 ? template.buffer : withPacketId(template, packetId, dup));
+    this.cSent.value++;
+    return true;
+  }
+
+  private perSubscriberProperties(msg: Message, subscriptionIds: readonly number[]): Properties {
+    const p: Properties = msg.properties === undefined ? {} : { ...msg.properties };
+    if (msg.expiresAt !== 0) {
+      // [MQTT-3.3.2-6] the interval sent is what remains of it.
+      p.messageExpiryInterval = Math.max(0, Math.ceil((msg.expiresAt - Date.now()) / 1000));
+    }
+    if (subscriptionIds.length > 0) p.subscriptionIdentifiers = subscriptionIds.slice();
+    return p;
+  }
+}

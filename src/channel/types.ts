@@ -1,0 +1,25 @@
+/**
+ * What a channel needs from its connection. The channel never touches a socket: it gets these
+ * calls, so it is tested in memory with a fake (test/channel) and works over any Duplex.
+ */
+export interface ChannelIO {
+  /** Queues bytes for the connection's batched write (flushed once per event-loop turn). */
+  send(bytes: Buffer): void;
+  /** False while outgoing bytes are above the connection's high watermark. */
+  readonly writable: boolean;
+  /** Flushes what is queued, then closes the socket. */
+  close(): void;
+  /** Keepalive timeout in ms (0 = none); reset by every received byte. */
+  setKeepalive(timeoutMs: number): void;
+  /** Stops / resumes reading from the socket (CONNECT authentication, rate limits). */
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Stops decoding the rest of the current input (after a fatal protocol error). */
+  stopDecoding(): void;
+  /** Adjusts the decoder's protocol level (set from CONNECT). */
+  readonly peerHost: string;
+  readonly peerPort: number;
+  readonly listener: string;
+  /** Counts a closed connection by reason on its listener. */
+  countShutdown(reason: string): void;
+}

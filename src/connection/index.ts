@@ -1,0 +1,1 @@
+export { Connection, HIGH_WATERMARK, type ConnectionInfo } from './connection.js';

@@ -1,0 +1,138 @@
+/**
+ * Hookpoints: the named places where the control plane (auth, rules, integrations, tracing)
+ * observes or steers the message plane. The catalog below is the contract: names are stable,
+ * payload types are fixed per name.
+ *
+ * Contract of the runner: callbacks run synchronously, in priority order (higher first), on
+ * the event-loop turn of the event. A callback that throws is caught, reported through
+ * `onError`, and skipped: a broken hook never breaks delivery. `client.authenticate` and
+ * `client.authorize` are the only hookpoints whose callbacks return a decision; the broker
+ * calls them only where it may await (CONNECT) or through a cache.
+ */
+
+export interface ClientInfo {
+  clientId: string;
+  username: string | undefined;
+  peerHost: string;
+  peerPort: number;
+  protocolVersion: number;
+  listener: string;
+}
+
+export interface HookMessage {
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: boolean;
+  from: string;
+  timestamp: number;
+}
+
+export type AuthDecision = 'allow' | 'deny' | 'ignore';
+
+export interface HookCatalog {
+  'client.connect': (info: ClientInfo) => void;
+  'client.connected': (info: ClientInfo) => void;
+  'client.disconnected': (info: ClientInfo, reason: string) => void;
+  'client.authenticate': (info: ClientInfo, password: Buffer | undefined) => AuthDecision | Promise<AuthDecision>;
+  'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string) => AuthDecision;
+  'client.subscribe': (info: ClientInfo, filter: string, qos: number) => void;
+  'client.unsubscribe': (info: ClientInfo, filter: string) => void;
+  'session.created': (clientId: string) => void;
+  'session.resumed': (clientId: string) => void;
+  'session.discarded': (clientId: string) => void;
+  'session.takenover': (clientId: string) => void;
+  'session.terminated': (clientId: string, reason: string) => void;
+  'message.publish': (msg: HookMessage) => void;
+  'message.delivered': (clientId: string, msg: HookMessage) => void;
+  'message.acked': (clientId: string, msg: HookMessage) => void;
+  'message.dropped': (msg: HookMessage, reason: string) => void;
+}
+export type HookName = keyof HookCatalog;
+export const HOOK_NAMES: readonly HookName[] = [
+  'client.connect', 'client.connected', 'client.disconnected', 'client.authenticate', 'client.authorize',
+  'client.subscribe', 'client.unsubscribe', 'session.created', 'session.resumed', 'session.discarded',
+  'session.takenover', 'session.terminated', 'message.publish', 'message.delivered', 'message.acked',
+  'message.dropped',
+];
+
+interface Entry<F> {
+  fn: F;
+  priority: number;
+}
+
+export class Hooks {
+  private readonly table = new Map<HookName, Entry<unknown>[]>();
+  /** Called with the hook name and the error when a callback throws. */
+  onError: (name: HookName, err: unknown) => void = () => {};
+
+  on<K extends HookName>(name: K, fn: HookCatalog[K], priority = 0): () => void {
+    const list = (this.table.get(name) ?? []) as Entry<HookCatalog[K]>[];
+    list.push({ fn, priority });
+    list.sort((a, b) => b.priority - a.priority);
+    this.table.set(name, list as Entry<unknown>[]);
+    return () => this.off(name, fn);
+  }
+
+  off<K extends HookName>(name: K, fn: HookCatalog[K]): void {
+    const list = this.table.get(name);
+    if (!list) return;
+    const i = list.findIndex((e) => e.fn === fn);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.table.delete(name);
+  }
+
+  /** Cheap check so hot paths skip building payloads nobody listens to. */
+  has(name: HookName): boolean {
+    return this.table.has(name);
+  }
+
+  /** Runs notification hooks (return values ignored). */
+  run<K extends HookName>(name: K, ...args: Parameters<HookCatalog[K]>): void {
+    const list = this.table.get(name);
+    if (list === undefined) return;
+    for (const e of list) {
+      try {
+        (e.fn as (...a: unknown[]) => unknown)(...args);
+      } catch (err) {
+        this.onError(name, err);
+      }
+    }
+  }
+
+  /**
+   * Runs decision hooks until one answers allow or deny; 'ignore' passes to the next.
+   * Returns 'ignore' when no callback decided.
+   */
+  async decide<K extends 'client.authenticate' | 'client.authorize'>(
+    name: K,
+    ...args: Parameters<HookCatalog[K]>
+  ): Promise<AuthDecision> {
+    const list = this.table.get(name);
+    if (list === undefined) return 'ignore';
+    for (const e of list) {
+      try {
+        const d = await (e.fn as (...a: unknown[]) => AuthDecision | Promise<AuthDecision>)(...args);
+        if (d === 'allow' || d === 'deny') return d;
+      } catch (err) {
+        this.onError(name, err);
+      }
+    }
+    return 'ignore';
+  }
+
+  /** Synchronous decision (authorization on the publish path). */
+  decideSync(name: 'client.authorize', ...args: Parameters<HookCatalog['client.authorize']>): AuthDecision {
+    const list = this.table.get(name);
+    if (list === undefined) return 'ignore';
+    for (const e of list) {
+      try {
+        const d = (e.fn as HookCatalog['client.authorize'])(...args);
+        if (d === 'allow' || d === 'deny') return d;
+      } catch (err) {
+        this.onError(name, err);
+      }
+    }
+    return 'ignore';
+  }
+}

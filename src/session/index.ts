@@ -1,0 +1,2 @@
+export { Session, type SessionOutlet, type InflightEntry, type SessionSubscription } from './session.js';
+export { Deque } from './deque.js';

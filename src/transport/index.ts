@@ -1,0 +1,1 @@
+export { TcpListener, ListenerError, type AcceptedSocket } from './tcp.js';
