@@ -66,8 +66,11 @@ export class Petrel {
 
   /** Stops accepting, disconnects every client (DISCONNECT 0x8B on MQTT 5), stops timers. */
   async stop(): Promise<void> {
-    await Promise.all(this.listeners.map((l) => l.stop()));
+    // Stop accepting first; the listeners' close completes once their connections are gone,
+    // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about.
+    const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();
+    await closing;
     this.wheel.stop();
     if (this.started) this.logger.notice('broker_stopped', { node: this.config.node.name });
     this.started = false;

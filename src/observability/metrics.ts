@@ -39,7 +39,6 @@ export const MetricName = {
   bytesReceived: 'bytes.received',
   bytesSent: 'bytes.sent',
   packetsReceived: 'packets.received',
-  packetsSent: 'packets.sent',
   messagesReceived: 'messages.received',
   messagesSent: 'messages.sent',
   messagesQos0Received: 'messages.qos0.received',
