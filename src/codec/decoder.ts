@@ -6,10 +6,13 @@
  *   synchronous). It hands every whole packet in the chunk to `sink.onPacket`, in order, and
  *   keeps the state of a partial packet for the next chunk. It never blocks, never awaits.
  * - A packet lying wholly inside one chunk is parsed in place: its payload (and binary fields)
- *   are views into that chunk. Only a packet split across chunks is copied, once, into a
- *   buffer of exactly its size.
+ *   are views into that chunk. Only a packet split across chunks is copied into a buffer of
+ *   its own: of exactly its size up to 64 KiB; above that, one that starts at 64 KiB (or twice
+ *   the bytes at hand) and doubles as bytes arrive, so memory follows what the peer has sent,
+ *   not what its header claims (a 5-byte header must not reserve 256 MiB).
  * - The maximum packet size is enforced from the fixed header, before any body is buffered
- *   [MQTT-3.1.2-24]: a larger packet yields 0x95 without reading its body.
+ *   [MQTT-3.1.2-24]: a larger packet yields 0x95 without reading its body, as soon as the
+ *   Remaining Length read so far proves it too large.
  * - Errors: any malformed input yields exactly one `sink.onDecodeError(MqttReasonError)` and the
  *   decoder stops (further chunks are ignored); no exception escapes `feed` unless a sink
  *   callback itself throws.
@@ -32,6 +35,12 @@ export interface DecoderOptions {
   maxPacketSize?: number;
   /** Protocol level of the stream when known in advance (client side); default: from CONNECT. */
   protocolVersion?: ProtocolVersion;
+  /**
+   * Server side: the first packet must be CONNECT [MQTT-3.1.0-1]. Any other first byte is
+   * refused at once (0x82) instead of being read as the header of some other packet, with a
+   * hint when the bytes look like HTTP or TLS (a client at the wrong port).
+   */
+  expectConnect?: boolean;
 }
 
 const enum State {
@@ -40,6 +49,9 @@ const enum State {
   Body,
   Failed,
 }
+
+/** Split packets up to this size get a buffer of their exact size at once. */
+const PARTIAL_EXACT_MAX = 64 * 1024;
 
 // Flags each packet type must carry in its fixed header [MQTT-2.2.2-1], [MQTT-2.2.2-2];
 // PUBLISH (index 3) is checked by its parser.
@@ -67,7 +79,10 @@ export class Decoder {
   ) {
     this.maxPacketSize = Math.min(options.maxPacketSize ?? MAX_PACKET_SIZE, MAX_PACKET_SIZE);
     this.protocolVersion = options.protocolVersion ?? 0;
+    this.awaitingConnect = options.expectConnect === true;
   }
+
+  private awaitingConnect: boolean;
 
   /** True once an error was reported; the stream is then unusable. */
   get failed(): boolean {
@@ -78,6 +93,11 @@ export class Decoder {
   get bufferedBytes(): number {
     if (this.state === State.Header || this.state === State.Failed) return 0;
     return this.headerLength + (this.partial === null ? 0 : this.partialFilled);
+  }
+
+  /** Bytes allocated for the partial packet: at most max(64 KiB, 2 x bufferedBytes), never more than its size. */
+  get bufferCapacity(): number {
+    return this.partial === null ? 0 : this.partial.length;
   }
 
   /**
@@ -98,6 +118,10 @@ export class Decoder {
           const first = chunk[pos++]!;
           this.header[0] = first;
           this.headerLength = 1;
+          if (this.awaitingConnect) {
+            if (first !== 0x10) return this.failFirstByte(chunk, pos - 1);
+            this.awaitingConnect = false;
+          }
           this.remaining = 0;
           this.multiplier = 1;
           const type = first >> 4;
@@ -119,7 +143,22 @@ export class Decoder {
               return this.fail(ReasonCode.MalformedPacket, 'remaining length longer than 4 bytes', this.header[0]! >> 4, null, 0, 0);
             }
             this.multiplier *= 128;
+            // A minimally encoded value that needs another byte is at least `multiplier`: fail
+            // now if that already exceeds the limit (keeps even the header under it).
+            if (this.headerLength + 1 + this.multiplier > this.maxPacketSize) {
+              return this.fail(
+                ReasonCode.PacketTooLarge,
+                `packet of at least ${this.headerLength + 1 + this.multiplier} bytes exceeds the maximum of ${this.maxPacketSize}`,
+                this.header[0]! >> 4,
+                null, 0, 0,
+              );
+            }
             break;
+          }
+          // [MQTT-1.5.5-1] The encoded value MUST use the minimum number of bytes: a last byte
+          // of 0 after a continuation byte is an overlong encoding.
+          if (b === 0 && this.headerLength > 2) {
+            return this.fail(ReasonCode.MalformedPacket, 'remaining length not minimally encoded', this.header[0]! >> 4, null, 0, 0);
           }
           const size = this.headerLength + this.remaining;
           if (size > this.maxPacketSize) {
@@ -140,21 +179,29 @@ export class Decoder {
             pos = end;
             this.state = State.Header;
           } else {
-            this.partial = Buffer.allocUnsafe(this.remaining);
+            // Split packet: see the contract above for the buffer's size.
+            const capacity = this.remaining <= PARTIAL_EXACT_MAX ? this.remaining : Math.min(this.remaining, Math.max(PARTIAL_EXACT_MAX, 2 * (n - pos)));
+            this.partial = Buffer.allocUnsafe(capacity);
             this.partialFilled = 0;
             this.state = State.Body;
           }
           break;
         }
         case State.Body: {
-          const partial = this.partial!;
-          const take = Math.min(n - pos, partial.length - this.partialFilled);
+          let partial = this.partial!;
+          const take = Math.min(n - pos, this.remaining - this.partialFilled);
+          if (this.partialFilled + take > partial.length) {
+            // Grow by doubling, never past the packet's size (reached exactly when complete).
+            const grown = Buffer.allocUnsafe(Math.min(this.remaining, Math.max(2 * partial.length, this.partialFilled + take)));
+            partial.copy(grown, 0, 0, this.partialFilled);
+            this.partial = partial = grown;
+          }
           chunk.copy(partial, this.partialFilled, pos, pos + take);
           this.partialFilled += take;
           pos += take;
-          if (this.partialFilled === partial.length) {
+          if (this.partialFilled === this.remaining) {
             this.partial = null;
-            if (!this.dispatch(partial, 0, partial.length)) return;
+            if (!this.dispatch(partial, 0, this.remaining)) return;
             this.state = State.Header;
           }
           break;
@@ -191,6 +238,21 @@ export class Decoder {
     this.packetsDecoded++;
     this.sink.onPacket(packet);
     return this.state !== State.Failed;
+  }
+
+  /** The first byte of a server-side stream is not CONNECT: say what it looks like. */
+  private failFirstByte(chunk: Buffer, at: number): void {
+    const head = chunk.toString('latin1', at, Math.min(chunk.length, at + 8));
+    let reason = `first packet is not CONNECT (first byte 0x${chunk[at]!.toString(16).padStart(2, '0')})`;
+    if (/^(GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|PRI) /.test(head) || /^[A-Z]{3,7}$/.test(head)) {
+      reason += ': looks like an HTTP request; MQTT over WebSocket has its own listener';
+    } else if (chunk[at] === 0x16 && (at + 1 >= chunk.length || chunk[at + 1] === 0x03)) {
+      reason += ': looks like a TLS handshake; use the TLS (ssl) listener';
+    }
+    this.state = State.Failed;
+    const err = new MqttReasonError(ReasonCode.ProtocolError, reason, 0);
+    err.hex = chunk.toString('hex', at, Math.min(chunk.length, at + HEX_EXCERPT_MAX_BYTES));
+    this.sink.onDecodeError(err);
   }
 
   private fail(code: number, reason: string, type: number, body: Buffer | null, start: number, end: number): void {

@@ -7,6 +7,13 @@
  *
  * For the broker's fan-out, `encodePublishTemplate` encodes a PUBLISH once per wire form and
  * `withPacketId` makes the per-subscriber copy that differs only in packet id and DUP flag.
+ *
+ * Allocation: packets under 4 KiB come from Node's own Buffer pool (Buffer.allocUnsafe);
+ * packets of 4 to 8 KiB, which Node would give a fresh ArrayBuffer each (0.8 to 1.8 us
+ * measured, the bulk of encoding a 4 KiB PUBLISH), are carved from a shared 64 KiB slab
+ * instead. Like Node's pool, a returned Buffer may share its ArrayBuffer with other packets:
+ * never use `buf.buffer` as if it were the packet, and copy a Buffer kept for long (it pins
+ * its slab). See docs/benchmarks.md.
  */
 import { MAX_VARIABLE_BYTE_INTEGER, PacketType, type ProtocolVersion } from './constants.js';
 import { propertiesSize, varIntSize, writeProperties, writeVarInt } from './properties.js';
@@ -64,12 +71,36 @@ function writePropsBlock(buf: Buffer, pos: number, props: Properties | undefined
   return writeProperties(buf, pos, props);
 }
 
-/** Allocates the packet and writes the fixed header; returns [buffer, position after it]. */
-function start(first: number, remaining: number): [Buffer, number] {
+/** Packets from this size up skip Node's pool (which serves sizes below poolSize / 2). */
+const SLAB_MIN = Buffer.poolSize >>> 1;
+/** Largest packet carved from the slab; larger ones get their own allocation. */
+const SLAB_MAX = 8 * 1024;
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE).buffer;
+let slabUsed = 0;
+
+/** An uninitialised Buffer of `n` bytes (see "Allocation" above). */
+function alloc(n: number): Buffer {
+  if (n < SLAB_MIN || n > SLAB_MAX) return Buffer.allocUnsafe(n);
+  if (SLAB_SIZE - slabUsed < n) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE).buffer;
+    slabUsed = 0;
+  }
+  const buf = Buffer.from(slab, slabUsed, n);
+  slabUsed = (slabUsed + n + 7) & ~7; // keep 8-byte alignment, as Node's pool does
+  return buf;
+}
+
+/**
+ * Allocates the packet and writes its fixed header. The variable header starts at
+ * `buf.length - remaining` (no tuple returned: this runs once per packet).
+ */
+function start(first: number, remaining: number): Buffer {
   if (remaining > MAX_VARIABLE_BYTE_INTEGER) throw new RangeError(`remaining length ${remaining} exceeds the protocol maximum`);
-  const buf = Buffer.allocUnsafe(1 + varIntSize(remaining) + remaining);
+  const buf = alloc(1 + varIntSize(remaining) + remaining);
   buf[0] = first;
-  return [buf, writeVarInt(buf, 1, remaining)];
+  writeVarInt(buf, 1, remaining);
+  return buf;
 }
 
 function encodeConnect(p: ConnectPacket): Buffer {
@@ -88,7 +119,8 @@ function encodeConnect(p: ConnectPacket): Buffer {
   if (p.will) flags |= 0x04 | (p.will.qos << 3) | (p.will.retain ? 0x20 : 0);
   if (p.password !== undefined) flags |= 0x40;
   if (p.username !== undefined) flags |= 0x80;
-  const [buf, at] = start(0x10, len);
+  const buf = start(0x10, len);
+  const at = buf.length - len;
   let pos = writeStr(buf, at, name);
   buf[pos++] = v;
   buf[pos++] = flags;
@@ -108,7 +140,8 @@ function encodeConnect(p: ConnectPacket): Buffer {
 
 function encodeConnack(p: ConnackPacket, v: ProtocolVersion): Buffer {
   const len = 2 + (v === 5 ? propsBlock(p.properties) : 0);
-  const [buf, at] = start(0x20, len);
+  const buf = start(0x20, len);
+  const at = buf.length - len;
   buf[at] = p.sessionPresent ? 1 : 0;
   buf[at + 1] = p.reasonCode;
   if (v === 5) writePropsBlock(buf, at + 2, p.properties);
@@ -121,9 +154,9 @@ export interface PublishTemplate {
   packetIdOffset: number;
 }
 
-export function encodePublishTemplate(p: PublishPacket, v: ProtocolVersion): PublishTemplate {
-  const topicLen = strLen(p.topic);
-  let len = topicLen + p.payload.length;
+/** PUBLISH bytes: the hot path, once per message and wire form (no template object). */
+function publishBytes(p: PublishPacket, v: ProtocolVersion): Buffer {
+  let len = strLen(p.topic) + p.payload.length;
   if (p.qos > 0) len += 2;
   let propsLen = 0;
   if (v === 5) {
@@ -131,11 +164,9 @@ export function encodePublishTemplate(p: PublishPacket, v: ProtocolVersion): Pub
     len += varIntSize(propsLen) + propsLen;
   }
   const first = 0x30 | (p.dup ? 0x08 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
-  const [buf, at] = start(first, len);
-  let pos = writeStr(buf, at, p.topic);
-  let packetIdOffset = 0;
+  const buf = start(first, len);
+  let pos = writeStr(buf, buf.length - len, p.topic);
   if (p.qos > 0) {
-    packetIdOffset = pos;
     const id = p.packetId ?? 0;
     buf[pos++] = id >> 8;
     buf[pos++] = id & 0xff;
@@ -145,12 +176,22 @@ export function encodePublishTemplate(p: PublishPacket, v: ProtocolVersion): Pub
     if (propsLen > 0) pos = writeProperties(buf, pos, p.properties);
   }
   p.payload.copy(buf, pos);
-  return { buffer: buf, packetIdOffset };
+  return buf;
+}
+
+export function encodePublishTemplate(p: PublishPacket, v: ProtocolVersion): PublishTemplate {
+  const buffer = publishBytes(p, v);
+  if (p.qos === 0) return { buffer, packetIdOffset: 0 };
+  // The packet id follows the topic: fixed header, two-byte topic length, topic bytes.
+  let at = 1;
+  while (buffer[at]! & 0x80) at++;
+  at++;
+  return { buffer, packetIdOffset: at + 2 + ((buffer[at]! << 8) | buffer[at + 1]!) };
 }
 
 /** Copy of a QoS > 0 template with its own packet id and DUP flag. */
 export function withPacketId(t: PublishTemplate, packetId: number, dup: boolean): Buffer {
-  const out = Buffer.allocUnsafe(t.buffer.length);
+  const out = alloc(t.buffer.length);
   t.buffer.copy(out);
   out[0] = dup ? out[0]! | 0x08 : out[0]! & 0xf7;
   out[t.packetIdOffset] = packetId >> 8;
@@ -159,20 +200,21 @@ export function withPacketId(t: PublishTemplate, packetId: number, dup: boolean)
 }
 
 export function encodePublish(p: PublishPacket, v: ProtocolVersion): Buffer {
-  return encodePublishTemplate(p, v).buffer;
+  return publishBytes(p, v);
 }
 
 function encodeAck(p: AckPacket<PacketType>, v: ProtocolVersion, first: number): Buffer {
-  // MQTT 5 short form: reason Success and no properties is the 2-byte form (3.4.2.1).
-  if (v < 5 || (p.reasonCode === 0 && propertiesSize(p.properties) === 0)) {
-    const [buf, at] = start(first, 2);
-    buf[at] = p.packetId >> 8;
-    buf[at + 1] = p.packetId & 0xff;
+  const propsLen = v === 5 ? propertiesSize(p.properties) : 0;
+  // 3.x, and the MQTT 5 short form (Success, no properties): packet id only (3.4.2.1).
+  if (v < 5 || (p.reasonCode === 0 && propsLen === 0)) {
+    const buf = start(first, 2);
+    buf[2] = p.packetId >> 8;
+    buf[3] = p.packetId & 0xff;
     return buf;
   }
-  const propsLen = propertiesSize(p.properties);
   const len = 3 + (propsLen > 0 ? varIntSize(propsLen) + propsLen : 0);
-  const [buf, at] = start(first, len);
+  const buf = start(first, len);
+  const at = buf.length - len;
   buf[at] = p.packetId >> 8;
   buf[at + 1] = p.packetId & 0xff;
   buf[at + 2] = p.reasonCode;
@@ -183,7 +225,8 @@ function encodeAck(p: AckPacket<PacketType>, v: ProtocolVersion, first: number):
 function encodeSubscribe(p: SubscribePacket, v: ProtocolVersion): Buffer {
   let len = 2 + (v === 5 ? propsBlock(p.properties) : 0);
   for (const s of p.subscriptions) len += strLen(s.topicFilter) + 1;
-  const [buf, at] = start(0x82, len);
+  const buf = start(0x82, len);
+  const at = buf.length - len;
   buf[at] = p.packetId >> 8;
   buf[at + 1] = p.packetId & 0xff;
   let pos = at + 2;
@@ -200,7 +243,8 @@ function encodeSubscribe(p: SubscribePacket, v: ProtocolVersion): Buffer {
 function encodeCodes(first: number, p: SubackPacket | UnsubackPacket, v: ProtocolVersion): Buffer {
   const codes = v === 5 || first === 0x90 ? p.reasonCodes : [];
   const len = 2 + (v === 5 ? propsBlock(p.properties) : 0) + codes.length;
-  const [buf, at] = start(first, len);
+  const buf = start(first, len);
+  const at = buf.length - len;
   buf[at] = p.packetId >> 8;
   buf[at + 1] = p.packetId & 0xff;
   let pos = at + 2;
@@ -212,7 +256,8 @@ function encodeCodes(first: number, p: SubackPacket | UnsubackPacket, v: Protoco
 function encodeUnsubscribe(p: UnsubscribePacket, v: ProtocolVersion): Buffer {
   let len = 2 + (v === 5 ? propsBlock(p.properties) : 0);
   for (const f of p.topicFilters) len += strLen(f);
-  const [buf, at] = start(0xa2, len);
+  const buf = start(0xa2, len);
+  const at = buf.length - len;
   buf[at] = p.packetId >> 8;
   buf[at + 1] = p.packetId & 0xff;
   let pos = at + 2;
@@ -227,7 +272,8 @@ function encodeReasonOnly(first: number, p: DisconnectPacket | AuthPacket, v: Pr
   const propsLen = propertiesSize(p.properties);
   if (p.reasonCode === 0 && propsLen === 0) return Buffer.from([first, 0]);
   const len = 1 + (propsLen > 0 ? varIntSize(propsLen) + propsLen : 0);
-  const [buf, at] = start(first, len);
+  const buf = start(first, len);
+  const at = buf.length - len;
   buf[at] = p.reasonCode;
   if (propsLen > 0) writePropsBlock(buf, at + 1, p.properties);
   return buf;
@@ -242,7 +288,7 @@ const PINGRESP_BYTES = Buffer.from([0xd0, 0]);
  */
 export function encode(p: Packet, v: ProtocolVersion): Buffer {
   switch (p.type) {
-    case T.PUBLISH: return encodePublishTemplate(p, v).buffer;
+    case T.PUBLISH: return publishBytes(p, v);
     case T.PUBACK: return encodeAck(p, v, 0x40);
     case T.PUBREC: return encodeAck(p, v, 0x50);
     case T.PUBREL: return encodeAck(p, v, 0x62);

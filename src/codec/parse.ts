@@ -199,7 +199,12 @@ export function parseSubscribe(c: Cursor, version: ProtocolVersion): SubscribePa
       throw malformed('reserved subscription option bits are set', type); // [MQTT-3.8.3-5] / 3.1.1 [MQTT-3-8.3-4]
     }
     const qos = options & 0x03;
-    if (qos === 3) throw malformed('subscription QoS 3', type); // [MQTT-3.8.3-4] (3.1.1)
+    if (qos === 3) {
+      // 5.0 section 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3";
+      // 3.1.1 [MQTT-3-8.3-4]: malformed.
+      if (version === 5) throw protocolError('subscription QoS 3', type);
+      throw malformed('subscription QoS 3', type);
+    }
     const retainHandling = (options >> 4) & 0x03;
     if (retainHandling === 3) throw protocolError('retain handling 3', type); // 3.8.3.1
     const bad = topicFilterError(topicFilter);

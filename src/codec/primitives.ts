@@ -33,7 +33,11 @@ export function readU16(c: Cursor, packetType: number, what: string): number {
   return v;
 }
 
-/** [MQTT-1.5.5-1] at most four bytes; the fourth byte has no continuation bit. */
+/**
+ * [MQTT-1.5.5-1] at most four bytes, the fourth without a continuation bit, and the fewest
+ * bytes for the value: a last byte of 0 after a continuation (`80 00`, `81 00`) is an overlong
+ * form. Same rule as the decoder applies to the Remaining Length.
+ */
 export function readVarInt(c: Cursor, packetType: number): number {
   let value = 0;
   let mul = 1;
@@ -41,7 +45,10 @@ export function readVarInt(c: Cursor, packetType: number): number {
     if (c.pos >= c.end) throw malformed('truncated variable byte integer', packetType);
     const b = c.buf[c.pos++]!;
     value += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) return value;
+    if ((b & 0x80) === 0) {
+      if (b === 0 && i > 0) throw malformed('variable byte integer not in its shortest form', packetType);
+      return value;
+    }
     mul *= 128;
   }
   throw malformed('variable byte integer longer than 4 bytes', packetType);

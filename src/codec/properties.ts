@@ -89,58 +89,62 @@ function malformed(reason: string, packetType: number): MqttReasonError {
  * `packetType` is the packet being decoded (WILL_PROPERTIES for will properties).
  */
 export function decodeProperties(c: Cursor, packetType: number): Properties | undefined {
-  const length = readVarInt(c, packetType);
+  // Errors name the packet they were found in: will properties belong to CONNECT (the channel
+  // answers a CONNECT error with a CONNACK only when it knows the error is in CONNECT).
+  const errType = packetType === WILL_PROPERTIES ? PacketType.CONNECT : packetType;
+  const where = packetType === WILL_PROPERTIES ? 'will properties' : 'this packet';
+  const length = readVarInt(c, errType);
   if (length === 0) return undefined;
   const end = c.pos + length;
-  if (end > c.end) throw malformed('property length exceeds packet', packetType);
+  if (end > c.end) throw malformed('property length exceeds packet', errType);
   const props: Properties = {};
   const buf = c.buf;
   while (c.pos < end) {
-    const id = readVarInt(c, packetType);
+    const id = readVarInt(c, errType);
     const spec = id < BY_ID.length ? BY_ID[id] : undefined;
     // 2.2.2.2: an identifier not valid for the packet type is a Malformed Packet.
-    if (spec === undefined) throw malformed(`unknown property identifier 0x${id.toString(16)}`, packetType);
-    if (!ALLOWED[packetType]!.has(id)) throw malformed(`property ${spec.name} not allowed in this packet`, packetType);
+    if (spec === undefined) throw malformed(`unknown property identifier 0x${id.toString(16)}`, errType);
+    if (!ALLOWED[packetType]!.has(id)) throw malformed(`property ${spec.name} not allowed in ${where}`, errType);
     const saved = c.end;
     c.end = end; // a property value may not run past the block
     let value: number | string | Buffer | UserProperty;
     switch (spec.kind) {
       case 'byte':
-        if (c.pos + 1 > end) throw malformed(`truncated property ${spec.name}`, packetType);
+        if (c.pos + 1 > end) throw malformed(`truncated property ${spec.name}`, errType);
         value = buf[c.pos++]!;
         break;
       case 'u16':
-        if (c.pos + 2 > end) throw malformed(`truncated property ${spec.name}`, packetType);
+        if (c.pos + 2 > end) throw malformed(`truncated property ${spec.name}`, errType);
         value = buf.readUInt16BE(c.pos);
         c.pos += 2;
         break;
       case 'u32':
-        if (c.pos + 4 > end) throw malformed(`truncated property ${spec.name}`, packetType);
+        if (c.pos + 4 > end) throw malformed(`truncated property ${spec.name}`, errType);
         value = buf.readUInt32BE(c.pos);
         c.pos += 4;
         break;
       case 'varint':
-        value = readVarInt(c, packetType);
+        value = readVarInt(c, errType);
         break;
       case 'utf8':
-        value = readUtf8(c, packetType, spec.name);
+        value = readUtf8(c, errType, spec.name);
         break;
       case 'binary': {
-        if (c.pos + 2 > end) throw malformed(`truncated property ${spec.name}`, packetType);
+        if (c.pos + 2 > end) throw malformed(`truncated property ${spec.name}`, errType);
         const len = buf.readUInt16BE(c.pos);
         c.pos += 2;
-        if (c.pos + len > end) throw malformed(`truncated property ${spec.name}`, packetType);
+        if (c.pos + len > end) throw malformed(`truncated property ${spec.name}`, errType);
         value = buf.subarray(c.pos, c.pos + len);
         c.pos += len;
         break;
       }
       case 'pair':
-        value = [readUtf8(c, packetType, 'user property name'), readUtf8(c, packetType, 'user property value')];
+        value = [readUtf8(c, errType, 'user property name'), readUtf8(c, errType, 'user property value')];
         break;
     }
     c.end = saved;
     if (typeof value === 'number' && spec.min !== undefined && (value < spec.min || value > spec.max!)) {
-      throw protocolError(`property ${spec.name} value ${value} out of range ${spec.min}..${spec.max}`, packetType);
+      throw protocolError(`property ${spec.name} value ${value} out of range ${spec.min}..${spec.max}`, errType);
     }
     const bag = props as Record<string, unknown>;
     if (spec.kind === 'pair') {
@@ -148,16 +152,16 @@ export function decodeProperties(c: Cursor, packetType: number): Properties | un
     } else if (spec.id === 0x0b) {
       // Subscription Identifier may repeat in PUBLISH only [MQTT-3.3.4-?, 3.8.2.1.2].
       if (props.subscriptionIdentifiers !== undefined && packetType !== PacketType.PUBLISH) {
-        throw protocolError('subscription identifier included more than once', packetType);
+        throw protocolError('subscription identifier included more than once', errType);
       }
       (props.subscriptionIdentifiers ??= []).push(value as number);
     } else {
       // Every other property may appear at most once (2.2.2.2).
-      if (bag[spec.name] !== undefined) throw protocolError(`property ${spec.name} included more than once`, packetType);
+      if (bag[spec.name] !== undefined) throw protocolError(`property ${spec.name} included more than once`, errType);
       bag[spec.name] = value;
     }
   }
-  if (c.pos !== end) throw malformed('property block length mismatch', packetType);
+  if (c.pos !== end) throw malformed('property block length mismatch', errType);
   return props;
 }
 

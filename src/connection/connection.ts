@@ -60,7 +60,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask {
     this.peerPort = info.peerPort;
     this.listener = info.listener;
     this.channel = new Channel(broker, this);
-    this.decoder = new Decoder(this, { maxPacketSize: broker.config.mqtt.max_packet_size });
+    this.decoder = new Decoder(this, { maxPacketSize: broker.config.mqtt.max_packet_size, expectConnect: true });
     this.cBytesIn = broker.metrics.counter(MetricName.bytesReceived);
     this.cBytesOut = broker.metrics.counter(MetricName.bytesSent);
     this.cPacketsIn = broker.metrics.counter(MetricName.packetsReceived);
