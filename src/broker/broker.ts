@@ -343,11 +343,14 @@ export class Broker {
     const old = this.connections.get(conn.clientId);
     this.connections.set(conn.clientId, conn);
     if (old !== undefined && old !== conn) old.closeByServer(cleanStart ? 'discarded' : 'takenover');
-    // A new connection for the client id cancels a pending delayed will (3.1.3.2.2).
+    // A new connection to the session cancels a pending delayed will [MQTT-3.1.3-9]. With
+    // Clean Start the session ends instead, and that sends the will now (MQTT 5 section 3.1.4:
+    // "if Clean Start is 1 the Will Message is sent because the Session ends").
     const will = this.pendingWills.get(conn.clientId);
     if (will !== undefined) {
       this.wheel.cancel(will.entry);
-      this.pendingWills.delete(conn.clientId);
+      if (cleanStart) this.firePendingWill(conn.clientId);
+      else this.pendingWills.delete(conn.clientId);
     }
   }
 

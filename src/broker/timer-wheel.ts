@@ -4,7 +4,8 @@
  * with 100k connections that is 100k timers re-armed on every packet. Here a task is an object
  * the caller already has (a connection, a session) implementing `onTimer`, scheduled into a
  * slot of a ring of `slots` buckets of `tickMs` each; a deadline beyond the ring waits
- * `rounds` turns. Precision is one tick, which is what these timeouts need.
+ * `rounds` turns. Precision is one tick, which is what these timeouts need: a task fires on
+ * the first tick at or after its deadline, never before it.
  *
  * Contract: `schedule` and `cancel` are O(1) and allocate one small entry; tasks fire on the
  * wheel's interval callback, never re-entrantly from `schedule`.
@@ -54,7 +55,10 @@ export class TimerWheel {
 
   schedule(task: TimerTask, delayMs: number): TimerEntry {
     const entry = new TimerEntry(task, this.clock() + delayMs);
-    const ticks = Math.max(1, Math.ceil(delayMs / this.tickMs));
+    // Count ticks from the last tick, not from now: the next tick may be only 1 ms away, and
+    // counting `delay / tickMs` from the cursor would fire up to one tick before the deadline
+    // (a 1 s session expiry after 750 ms). The entry fires on the first tick at or after it.
+    const ticks = Math.max(1, Math.ceil((entry.deadline - this.lastTick) / this.tickMs));
     entry.rounds = Math.floor((ticks - 1) / this.slots);
     entry.slot = (this.cursor + ticks) % this.slots;
     this.buckets[entry.slot]!.add(entry);

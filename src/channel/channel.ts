@@ -258,6 +258,17 @@ export class Channel implements ConnectionHandle, SessionOutlet {
         reason,
       });
       if (broker.hooks.has('client.disconnected')) broker.hooks.run('client.disconnected', this.clientInfo(), reason);
+    } else {
+      // A connection closed before its CONNECT was accepted (idle_timeout, refused CONNECT,
+      // bad first packet) is logged too: every disconnect carries its reason (design.md).
+      // A peer that simply goes away before CONNECT is routine (port scans, health checks).
+      broker.logger.log(reason === 'tcp_closed' ? 'debug' : 'warning', 'client_disconnected', {
+        clientid: this.clientId || undefined,
+        peername: `${this.io.peerHost}:${this.io.peerPort}`,
+        listener: this.io.listener,
+        reason,
+        connected: false,
+      });
     }
     this.io.countShutdown(reason);
     this.io.close();

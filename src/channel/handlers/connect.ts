@@ -13,6 +13,7 @@ import {
 import { MetricName } from '../../observability/index.js';
 import { Session } from '../../session/index.js';
 import type { Channel } from '../channel.js';
+import { landingTopic } from './publish.js';
 
 /** MQTT 5 reason code -> 3.1.1 CONNACK return code, where 3.1.1 has one. */
 function v3ReturnCode(code: number): number {
@@ -127,6 +128,18 @@ function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean): void
   const requestedMs = requested === 0xffffffff * 1000 ? Infinity : requested;
   const expiry = Math.min(requestedMs, cfg.session_expiry_interval);
   ch.connectSessionExpiry = expiry;
+
+  // The will is a publish like any other: no will into $SYS, and the client must be allowed
+  // to publish to its topic (checked now, after authentication, as Mosquitto does), so a
+  // connection cannot leave behind a message it could not have sent.
+  if (p.will !== undefined) {
+    const target = landingTopic(p.will.topic);
+    if (target.startsWith('$SYS/')) return refuseConnect(ch, ReasonCode.NotAuthorized, '$SYS topics are read-only (will topic)');
+    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target) === 'deny') {
+      broker.logger.info('publish_denied_not_authorized', { clientid: clientId, topic: p.will.topic, will: true });
+      return refuseConnect(ch, ReasonCode.NotAuthorized, 'not authorized to publish the will');
+    }
+  }
 
   // Registry first: this closes an older connection of the same client id (takeover).
   broker.attachConnection(ch, p.cleanStart);

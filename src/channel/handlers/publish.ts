@@ -15,7 +15,7 @@ import {
 } from '../../codec/index.js';
 import { PublishOutcome, type Message } from '../../broker/index.js';
 import { MetricName } from '../../observability/index.js';
-import { exceedsLevels } from '../../topic/index.js';
+import { exceedsLevels, parseDelayed } from '../../topic/index.js';
 import { forwardable, type Channel } from '../channel.js';
 
 /** Answers a QoS 1/2 PUBLISH with PUBACK / PUBREC carrying `code`. */
@@ -81,11 +81,14 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     if (!v5) return ch.fail(new MqttReasonError(ReasonCode.TopicNameInvalid, `topic has more than ${cfg.max_topic_levels} levels`, PacketType.PUBLISH));
     return reject(ch, p, ReasonCode.TopicNameInvalid, `topic has more than ${cfg.max_topic_levels} levels`);
   }
+  // The $SYS rule and authorization apply to the topic the message lands on: a delayed
+  // publish must not be a way around them.
+  const target = landingTopic(topic);
   // Clients may not write into the broker's own topics (MQTT 5 section 4.7.2).
-  if (topic.startsWith('$SYS/')) {
+  if (target.startsWith('$SYS/')) {
     return reject(ch, p, ReasonCode.NotAuthorized, '$SYS topics are read-only');
   }
-  if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', topic) === 'deny') {
+  if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target) === 'deny') {
     broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic });
     return reject(ch, p, ReasonCode.NotAuthorized, 'not authorized');
   }
@@ -130,6 +133,16 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   if (outcome === PublishOutcome.DelayedQuotaExceeded) return ack(ch, p, ReasonCode.QuotaExceeded, 'too many delayed messages');
   // 0x10 tells an MQTT 5 publisher nobody received it (EMQX does the same).
   ack(ch, p, outcome === 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
+}
+
+/**
+ * The topic a PUBLISH (or a will) is finally routed to: the inner topic of EMQX's
+ * `$delayed/<seconds>/<topic>`, otherwise the topic itself. One char test on the hot path.
+ */
+export function landingTopic(topic: string): string {
+  if (topic.charCodeAt(0) !== 0x24 /* $ */) return topic;
+  const delayed = parseDelayed(topic);
+  return delayed !== null && !('invalid' in delayed) ? delayed.topic : topic;
 }
 
 function countReceived(ch: Channel, qos: number): void {
