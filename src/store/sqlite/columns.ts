@@ -1,0 +1,78 @@
+/**
+ * Conversions between broker values and SQLite column values.
+ *
+ * MQTT 5 properties are stored as JSON in which every Buffer (correlation data,
+ * authentication data) is written as `{"$b":"<base64>"}`; arrays (user properties,
+ * subscription identifiers) keep their order. Most messages carry no properties: those
+ * store NULL and never touch JSON.
+ */
+import type { Properties, QoS } from '../../codec/index.js';
+import type { StoredMessage } from '../types.js';
+
+export function encodeProperties(p: Properties | undefined): string | null {
+  return p === undefined ? null : JSON.stringify(p, bufferReplacer);
+}
+
+export function decodeProperties(text: string): Properties {
+  return JSON.parse(text, bufferReviver) as Properties;
+}
+
+// JSON.stringify hands the replacer the result of Buffer#toJSON; the holder still has the
+// Buffer itself.
+function bufferReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return Buffer.isBuffer(raw) ? { $b: raw.toString('base64') } : value;
+}
+
+function bufferReviver(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const b = (value as { $b?: unknown }).$b;
+    if (typeof b === 'string') return Buffer.from(b, 'base64');
+  }
+  return value;
+}
+
+/** deliveries.subscription_ids: NULL, one integer, or "1,2,3". */
+export function encodeSubscriptionIds(ids: readonly number[]): number | string | null {
+  return ids.length === 0 ? null : ids.length === 1 ? ids[0]! : ids.join(',');
+}
+
+export function decodeSubscriptionIds(v: number | string | null): number[] {
+  if (v === null) return [];
+  if (typeof v === 'number') return [v];
+  return v.split(',').map(Number);
+}
+
+export const DELIVERY_STATES = ['queued', 'publish', 'pubrel'] as const;
+
+export function stateCode(state: 'queued' | 'publish' | 'pubrel'): number {
+  return state === 'queued' ? 0 : state === 'publish' ? 1 : 2;
+}
+
+/** The message columns of a row, as read back. */
+export interface MessageRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: number;
+  sender: string;
+  timestamp: number;
+  expires_at: number;
+  properties: string | null;
+}
+
+export function rowToMessage(r: MessageRow): StoredMessage {
+  const msg: StoredMessage = {
+    id: r.id,
+    topic: r.topic,
+    payload: r.payload,
+    qos: r.qos as QoS,
+    retain: r.retain !== 0,
+    from: r.sender,
+    timestamp: r.timestamp,
+    expiresAt: r.expires_at,
+  };
+  if (r.properties !== null) msg.properties = decodeProperties(r.properties);
+  return msg;
+}

@@ -1,0 +1,136 @@
+/**
+ * The SQLite schema and its versioned migrations.
+ *
+ * `PRAGMA user_version` holds the schema version: the number of MIGRATIONS steps applied.
+ * Opening a database applies the missing steps in one transaction; a database whose version
+ * is newer than MIGRATIONS.length was written by a newer Petrel and is refused.
+ * Steps are append-only: never edit a released step, add a new one.
+ *
+ * Message columns (shared by messages, retained, wills and delayed):
+ *   id, topic, payload BLOB, qos, retain (0/1), sender (publisher's client id),
+ *   timestamp, expires_at (0 = never), properties (NULL, or JSON with Buffers tagged, see
+ *   properties.ts).
+ * sessions.expiry_interval: ms, -1 = never (Infinity).
+ * deliveries.state: 0 queued, 1 publish, 2 pubrel.
+ * deliveries.subscription_ids: NULL (none), an integer (one), or text "1,2,3" (several).
+ *
+ * No foreign keys: the broker may record a delivery before its message within a batch, and
+ * load() removes whatever a crash between two related writes could leave dangling.
+ */
+import type Database from 'better-sqlite3';
+import { StoreError } from '../durable.js';
+
+/** 'Ptrl': marks the file as Petrel's, so a foreign SQLite database is refused. */
+export const APPLICATION_ID = 0x5074726c;
+
+const MESSAGE_COLUMNS = `
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  sender TEXT NOT NULL,
+  timestamp INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  properties TEXT`;
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: initial schema.
+  `
+  CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,${MESSAGE_COLUMNS}
+  );
+  CREATE TABLE sessions (
+    client_id TEXT PRIMARY KEY,
+    expiry_interval INTEGER NOT NULL,
+    disconnected_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE subscriptions (
+    client_id TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    no_local INTEGER NOT NULL,
+    retain_as_published INTEGER NOT NULL,
+    retain_handling INTEGER NOT NULL,
+    subscription_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, filter)
+  ) WITHOUT ROWID;
+  CREATE TABLE deliveries (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    subscription_ids,
+    packet_id INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE awaiting_rel (
+    client_id TEXT NOT NULL,
+    packet_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, packet_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE retained (
+    topic TEXT PRIMARY KEY,
+    id INTEGER NOT NULL,${MESSAGE_COLUMNS.replace('topic TEXT NOT NULL,', '')}
+  );
+  CREATE TABLE wills (
+    client_id TEXT PRIMARY KEY,
+    id INTEGER NOT NULL,${MESSAGE_COLUMNS},
+    due_at INTEGER NOT NULL
+  );
+  CREATE TABLE delayed (
+    message_id INTEGER PRIMARY KEY,${MESSAGE_COLUMNS},
+    due_at INTEGER NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Brings the schema to the latest version (`migrations.length`; tests pass their own list),
+ * or refuses a database that isn't ours or is newer. Throws StoreError naming the file.
+ */
+export function migrate(db: Database.Database, file: string, migrations: readonly string[] = MIGRATIONS): void {
+  const target = migrations.length;
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (appId !== 0 && appId !== APPLICATION_ID) {
+    throw new StoreError(
+      `durable store ${file}: not a Petrel database (SQLite application_id 0x${appId.toString(16)})`,
+      file,
+    );
+  }
+  if (version > target) {
+    throw new StoreError(
+      `durable store ${file}: schema version ${version} is newer than this Petrel supports (${target}); ` +
+        'run a Petrel release that knows it, or point node.data_dir elsewhere',
+      file,
+    );
+  }
+  if (version === 0) {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").get() as {
+      n: number;
+    };
+    if (tables.n > 0) {
+      throw new StoreError(`durable store ${file}: not a Petrel database (it has tables but no Petrel schema version)`, file);
+    }
+  }
+  // Always one write transaction, even when up to date: it takes the exclusive lock now (a
+  // second Petrel on this directory fails here, not at its first commit) and proves the
+  // file is writable.
+  db.transaction(() => {
+    for (let v = version; v < target; v++) {
+      try {
+        db.exec(migrations[v]!);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new StoreError(`durable store ${file}: migration to schema version ${v + 1} failed: ${why}`, file, err);
+      }
+    }
+    db.pragma(`user_version = ${target}`);
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+  }).immediate();
+}
+

@@ -1,0 +1,275 @@
+/**
+ * SqliteDurableStore specifics: the file, its pragmas, schema versioning and what stops
+ * open() with a StoreError naming the file and the problem.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteDurableStore, StoreError, DATABASE_FILE } from '../../src/store/index.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/store/sqlite/schema.js';
+import { message } from './contract.js';
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'petrel-store-'));
+}
+
+/** The store's connection, for checks that need to look inside. */
+function dbOf(s: SqliteDurableStore): Database.Database {
+  return (s as unknown as { db: Database.Database }).db;
+}
+
+/** Asserts that `fn` throws a StoreError whose message names `file` and matches `problem`. */
+function assertStoreError(fn: () => void, file: string, problem: RegExp): StoreError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof StoreError, `expected a StoreError, got ${String(caught)}`);
+  assert.equal(caught.file, file);
+  assert.ok(caught.message.includes(file), `message names the file: ${caught.message}`);
+  assert.match(caught.message, problem);
+  return caught;
+}
+
+test('sqlite: the database is <dir>/petrel.db, the directory is created, WAL and sync pragmas set', () => {
+  const root = tempDir();
+  try {
+    const dir = join(root, 'nested', 'data');
+    for (const [sync, level] of [
+      ['normal', 1],
+      ['full', 2],
+    ] as const) {
+      const s = new SqliteDurableStore({ dir, sync });
+      assert.equal(s.file, join(dir, DATABASE_FILE));
+      s.open();
+      assert.ok(existsSync(s.file));
+      const db = dbOf(s);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('synchronous', { simple: true }), level);
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+      s.close();
+    }
+    // Opening twice is harmless.
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    s.open();
+    s.close();
+    s.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: the database path does not depend on the host name', () => {
+  const s = new SqliteDurableStore({ dir: '/var/lib/petrel', sync: 'normal' });
+  assert.equal(s.file, '/var/lib/petrel/petrel.db');
+});
+
+test('sqlite: garbage in petrel.db stops open() with the file and "not a database"', () => {
+  const dir = tempDir();
+  try {
+    const file = join(dir, DATABASE_FILE);
+    writeFileSync(file, 'this is not an SQLite database, just text. '.repeat(200));
+    const err = assertStoreError(() => new SqliteDurableStore({ dir, sync: 'normal' }).open(), file, /not a database/);
+    assert.match(err.message, /SQLITE_NOTADB/);
+    // The file is left as it was for the operator.
+    assert.match(readFileSync(file, 'utf8'), /^this is not an SQLite database/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a damaged database stops open() or load() with the file and the problem', () => {
+  const dir = tempDir();
+  try {
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    s.putSession('c', 1000);
+    for (let i = 1; i <= 200; i++) s.putMessage(message(i, { payload: Buffer.alloc(500, 7) }));
+    s.commit();
+    s.close();
+    // Keep the 100-byte header, overwrite the rest of page 1 (the schema) and beyond.
+    const file = join(dir, DATABASE_FILE);
+    const bytes = readFileSync(file);
+    bytes.fill(0xa5, 100, Math.min(bytes.length, 16384));
+    writeFileSync(file, bytes);
+    assertStoreError(
+      () => {
+        const r = new SqliteDurableStore({ dir, sync: 'normal' });
+        try {
+          r.open();
+          r.load(0);
+        } finally {
+          r.close();
+        }
+      },
+      file,
+      /malformed|corrupt|not a database/i,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a data directory that cannot be created stops open() with the file and the OS error', () => {
+  // Tests run as root, so a read-only directory would not stop us: a path under a regular
+  // file fails for everyone (ENOTDIR).
+  const root = tempDir();
+  try {
+    const notADir = join(root, 'plain-file');
+    writeFileSync(notADir, 'x');
+    const dir = join(notADir, 'data');
+    const file = join(dir, DATABASE_FILE);
+    assertStoreError(() => new SqliteDurableStore({ dir, sync: 'normal' }).open(), file, /ENOTDIR|EEXIST/);
+    // The data directory itself being a regular file.
+    assertStoreError(
+      () => new SqliteDurableStore({ dir: notADir, sync: 'normal' }).open(),
+      join(notADir, DATABASE_FILE),
+      /EEXIST|ENOTDIR/,
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a schema version newer than this code stops open() naming the file and both versions', () => {
+  const dir = tempDir();
+  try {
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    s.close();
+    const file = join(dir, DATABASE_FILE);
+    const raw = new Database(file);
+    raw.pragma('user_version = 999');
+    raw.close();
+    const err = assertStoreError(() => new SqliteDurableStore({ dir, sync: 'normal' }).open(), file, /newer/);
+    assert.match(err.message, /\b999\b/);
+    assert.match(err.message, new RegExp(`\\(${SCHEMA_VERSION}\\)`));
+    // Not touched: the version is still 999.
+    const check = new Database(file, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 999);
+    check.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a foreign SQLite database is refused, not migrated', () => {
+  for (const setup of [
+    (db: Database.Database) => db.exec('CREATE TABLE notes (x)'),
+    (db: Database.Database) => db.pragma('application_id = 1234'),
+  ]) {
+    const dir = tempDir();
+    try {
+      const file = join(dir, DATABASE_FILE);
+      const raw = new Database(file);
+      setup(raw);
+      raw.close();
+      assertStoreError(() => new SqliteDurableStore({ dir, sync: 'normal' }).open(), file, /not a Petrel database/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('sqlite: an empty petrel.db (zero bytes) is initialised', () => {
+  const dir = tempDir();
+  try {
+    writeFileSync(join(dir, DATABASE_FILE), '');
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    assert.equal(s.load(0).sessions.length, 0);
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: migrations run in order from the version found, in one transaction', () => {
+  assert.equal(SCHEMA_VERSION, MIGRATIONS.length);
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'm.db');
+    const db = new Database(file);
+    const steps = ['CREATE TABLE a (x)', 'CREATE TABLE b (x)', 'INSERT INTO a VALUES (1)'];
+    const tables = (): string[] =>
+      db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .all()
+        .map((r) => (r as { name: string }).name);
+    migrate(db, file, steps.slice(0, 1));
+    assert.equal(db.pragma('user_version', { simple: true }), 1);
+    migrate(db, file, steps);
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.deepEqual(tables(), ['a', 'b']);
+    assert.deepEqual(db.prepare('SELECT x FROM a').all(), [{ x: 1 }]);
+    migrate(db, file, steps); // up to date: nothing runs again
+    assert.deepEqual(db.prepare('SELECT x FROM a').all(), [{ x: 1 }]);
+    // A failing step rolls back every step of this open: version and tables unchanged.
+    assertStoreError(
+      () => migrate(db, file, [...steps, 'CREATE TABLE c (x)', 'THIS IS NOT SQL']),
+      file,
+      /migration to schema version 5 failed/,
+    );
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.deepEqual(tables(), ['a', 'b']);
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a fresh database gets every table of the current schema', () => {
+  const dir = tempDir();
+  try {
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    const tables = dbOf(s)
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .all()
+      .map((r) => (r as { name: string }).name);
+    assert.deepEqual(tables, ['awaiting_rel', 'delayed', 'deliveries', 'messages', 'retained', 'sessions', 'subscriptions', 'wills']);
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a second store on the same directory is refused while the first is open', () => {
+  const dir = tempDir();
+  try {
+    const a = new SqliteDurableStore({ dir, sync: 'normal' });
+    a.open();
+    a.putSession('c', 1);
+    a.commit();
+    const b = new SqliteDurableStore({ dir, sync: 'normal' });
+    assertStoreError(() => b.open(), a.file, /locked|busy/i);
+    a.close();
+    b.open(); // free again
+    assert.deepEqual(
+      b.load(0).sessions.map((x) => x.clientId),
+      ['c'],
+    );
+    b.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: load and commit on a closed store throw StoreError', () => {
+  const dir = tempDir();
+  try {
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    assertStoreError(() => s.load(0), s.file, /closed/);
+    s.putSession('c', 1);
+    assertStoreError(() => s.commit(), s.file, /closed/);
+    assert.equal(s.pending, false, 'the failed batch is discarded');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
