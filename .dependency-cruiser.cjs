@@ -36,9 +36,11 @@ const forbidden = [
   {
     name: 'no-circular',
     severity: 'error',
-    comment: 'Import cycles make the layering meaningless.',
+    comment:
+      'Import cycles make the layering meaningless. A cycle closed only by type imports (a handler ' +
+      'naming the Channel type it is given) has no run-time edge and is allowed.',
     from: {},
-    to: { circular: true },
+    to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
   },
 ];
 

@@ -12,7 +12,7 @@ import type { PetrelConfig } from '../config/index.js';
 import type { HookMessage, Hooks } from '../hooks/index.js';
 import { MetricName, type Counter, type Logger, type Metrics } from '../observability/index.js';
 import { RouteEntry, Router } from '../router/index.js';
-import type { RetainedStore } from '../store/index.js';
+import type { DurableStore, RetainedStore, StoredMessage } from '../store/index.js';
 import { exceedsLevels, hasWildcard, parseDelayed, parseSubscription } from '../topic/index.js';
 import { pickMember } from './shared.js';
 import type { TimerEntry, TimerTask, TimerWheel } from './timer-wheel.js';
@@ -33,6 +33,8 @@ export interface BrokerDeps {
   hooks: Hooks;
   wheel: TimerWheel;
   retained: RetainedStore;
+  /** The durable store (durable_storage.mode = durable), or null in memory mode. */
+  store?: DurableStore | null;
 }
 
 /** Result of adding one subscription: the SUBACK reason code and whether it is new. */
@@ -77,6 +79,12 @@ export class Broker {
   readonly hooks: Hooks;
   readonly wheel: TimerWheel;
   readonly retained: RetainedStore;
+  readonly store: DurableStore | null;
+  /**
+   * False after a failed commit until the next one succeeds: QoS 1/2 PUBLISHes are then
+   * refused (0x80) rather than acknowledged without being kept.
+   */
+  storeHealthy = true;
 
   private nextMessageId = 1;
   private readonly sessions = new Map<string, SessionHandle>();
@@ -89,6 +97,8 @@ export class Broker {
   /** Scratch map for merging overlapping subscriptions of one client in one publish. */
   private readonly merge = new Map<Subscriber, { qos: QoS; retain: boolean; ids: number[] }>();
 
+  /** Counters the message plane bumps per packet, resolved once (no map lookup per message). */
+  readonly counters: { messagesReceived: Counter; receivedByQoS: readonly Counter[] };
   private readonly cReceived: Counter;
   private readonly cDelivered: Counter;
   private readonly cNoSubscribers: Counter;
@@ -101,6 +111,15 @@ export class Broker {
     this.hooks = deps.hooks;
     this.wheel = deps.wheel;
     this.retained = deps.retained;
+    this.store = deps.store ?? null;
+    this.counters = {
+      messagesReceived: this.metrics.counter(MetricName.messagesReceived),
+      receivedByQoS: [
+        this.metrics.counter(MetricName.messagesQos0Received),
+        this.metrics.counter(MetricName.messagesQos1Received),
+        this.metrics.counter(MetricName.messagesQos2Received),
+      ],
+    };
     this.cReceived = this.metrics.counter(MetricName.messagesPublish);
     this.cDelivered = this.metrics.counter(MetricName.messagesDelivered);
     this.cNoSubscribers = this.metrics.counter(MetricName.messagesDroppedNoSubscribers);
@@ -161,7 +180,8 @@ export class Broker {
   }
 
   private deliverMerged(entries: readonly RouteEntry<Subscriber, SubOptions>[], msg: Message): number {
-    const merge = this.merge;
+    // A hook publishing from inside a delivery re-enters here: give it its own map.
+    const merge = this.merge.size === 0 ? this.merge : new Map<Subscriber, { qos: QoS; retain: boolean; ids: number[] }>();
     const from = msg.from;
     let n = 0;
     for (const entry of entries) {
@@ -201,7 +221,7 @@ export class Broker {
     if (!this.config.retainer.enable) return;
     if (msg.payload.length === 0) {
       // [MQTT-3.3.1-6] an empty retained message removes the retained message of the topic.
-      this.retained.delete(msg.topic);
+      if (this.retained.delete(msg.topic)) this.store?.deleteRetained(msg.topic);
       return;
     }
     const r = this.config.retainer;
@@ -218,6 +238,7 @@ export class Broker {
       stored = { ...msg, expiresAt: msg.timestamp + r.msg_expiry_interval, wire: undefined };
     }
     this.retained.set(stored);
+    this.store?.putRetained(this.retained.get(msg.topic) ?? stored);
     this.cRetained.value++;
   }
 
@@ -245,6 +266,7 @@ export class Broker {
     const d = new DelayedMessage(this, inner, Date.now() + parsed.delaySeconds * 1000);
     this.delayed.add(d);
     d.entry = this.wheel.schedule(d, parsed.delaySeconds * 1000);
+    this.store?.putDelayed({ message: inner, dueAt: d.dueAt });
     this.metrics.counter(MetricName.messagesDelayed).inc();
     return PublishOutcome.Delayed;
   }
@@ -252,6 +274,7 @@ export class Broker {
   /** Called by the timer wheel. */
   fireDelayed(d: DelayedMessage): void {
     if (!this.delayed.delete(d)) return;
+    this.store?.deleteDelayed(d.message.id);
     const msg: Message = { ...d.message, id: this.newMessageId(), timestamp: Date.now() };
     if (this.hooks.has('message.publish')) this.hooks.run('message.publish', hookMessage(msg));
     if (msg.retain) this.retain(msg);
@@ -350,7 +373,10 @@ export class Broker {
     if (will !== undefined) {
       this.wheel.cancel(will.entry);
       if (cleanStart) this.firePendingWill(conn.clientId);
-      else this.pendingWills.delete(conn.clientId);
+      else {
+        this.pendingWills.delete(conn.clientId);
+        this.store?.deleteWill(conn.clientId);
+      }
     }
   }
 
@@ -392,6 +418,7 @@ export class Broker {
     const will = new PendingWill(this, clientId, msg);
     will.entry = this.wheel.schedule(will, delayMs);
     this.pendingWills.set(clientId, will);
+    this.store?.putWill({ clientId, message: { ...msg, payload: Buffer.from(msg.payload), wire: undefined } as StoredMessage, dueAt: Date.now() + delayMs });
   }
 
   /** The session ended: a pending delayed will is published now [MQTT-3.1.3-9]. */
@@ -406,6 +433,7 @@ export class Broker {
     const will = this.pendingWills.get(clientId);
     if (will === undefined) return;
     this.pendingWills.delete(clientId);
+    this.store?.deleteWill(clientId);
     this.publishWill(clientId, will.message);
   }
 
@@ -418,6 +446,32 @@ export class Broker {
 
   get pendingWillCount(): number {
     return this.pendingWills.size;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Restore at start (durable store): what the broker itself owns. Sessions are restored by
+  // the session room (session/restore.ts), which builds Session objects.
+
+  /** Message ids continue above the largest ever stored. */
+  restoreMessageIds(maxId: number): void {
+    if (maxId >= this.nextMessageId) this.nextMessageId = maxId + 1;
+  }
+
+  restoreRetained(msg: StoredMessage): void {
+    this.retained.set(msg);
+  }
+
+  /** A delayed will from before the restart: due now or later (it is not written again). */
+  restoreWill(clientId: string, msg: StoredMessage, dueAt: number, now: number): void {
+    const will = new PendingWill(this, clientId, msg);
+    this.pendingWills.set(clientId, will);
+    will.entry = this.wheel.schedule(will, Math.max(0, dueAt - now));
+  }
+
+  restoreDelayed(msg: StoredMessage, dueAt: number, now: number): void {
+    const d = new DelayedMessage(this, msg, dueAt);
+    this.delayed.add(d);
+    d.entry = this.wheel.schedule(d, Math.max(0, dueAt - now));
   }
 
   // ------------------------------------------------------------------------------------

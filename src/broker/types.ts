@@ -9,8 +9,19 @@ import type { StoredMessage } from '../store/index.js';
 
 /** A routed message; `wire` caches encodings per wire form during fan-out. */
 export interface Message extends StoredMessage {
-  /** Encode cache, filled lazily by channels (see channel/outbound.ts). Never persisted. */
-  wire?: (PublishTemplate | undefined)[];
+  /**
+   * Encode cache, filled lazily by channels (see channel/outbound.ts); never persisted. The
+   * first wire form used is kept inline (the common case: every subscriber sees one form),
+   * further forms in `wireMore` by form index.
+   */
+  wire?: PublishTemplate;
+  wireForm?: number;
+  wireMore?: (PublishTemplate | undefined)[];
+  /**
+   * Set once the message owns its payload (copied out of the socket chunk); then the number
+   * of durable deliveries referencing its stored body (the body is deleted at 0).
+   */
+  refs?: number;
 }
 
 /** Options of one subscription, as the session holds them and the router stores them. */

@@ -31,6 +31,7 @@ import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish 
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { handleDisconnect } from './handlers/disconnect.js';
 import { OutboundEncoder } from './outbound.js';
+import { forwardable } from './properties.js';
 import type { ChannelIO } from './types.js';
 
 export type ChannelState = 'awaiting_connect' | 'authenticating' | 'connected' | 'closed';
@@ -336,17 +337,4 @@ function willMessage(broker: Broker, clientId: string, will: WillMessage): Messa
     expiresAt: expiry !== undefined ? now + expiry * 1000 : 0,
     properties: forwardable(will.properties),
   };
-}
-
-/** The properties a message carries to subscribers unaltered [MQTT-3.3.2-4, -17, -20]. */
-export function forwardable(p: Properties | undefined): Properties | undefined {
-  if (p === undefined) return undefined;
-  const out: Properties = {};
-  let any = false;
-  if (p.payloadFormatIndicator !== undefined) { out.payloadFormatIndicator = p.payloadFormatIndicator; any = true; }
-  if (p.contentType !== undefined) { out.contentType = p.contentType; any = true; }
-  if (p.responseTopic !== undefined) { out.responseTopic = p.responseTopic; any = true; }
-  if (p.correlationData !== undefined) { out.correlationData = p.correlationData; any = true; }
-  if (p.userProperties !== undefined) { out.userProperties = p.userProperties; any = true; }
-  return any ? out : undefined;
 }

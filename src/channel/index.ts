@@ -1,2 +1,3 @@
-export { Channel, disconnectReasonFor, forwardable, type ChannelState } from './channel.js';
+export { Channel, disconnectReasonFor, type ChannelState } from './channel.js';
+export { forwardable } from './properties.js';
 export type { ChannelIO } from './types.js';

@@ -34,12 +34,21 @@ export class OutboundEncoder {
     const v5 = ch.protocolVersion === 5;
     let template: PublishTemplate;
     if (!v5 || (subscriptionIds.length === 0 && msg.expiresAt === 0)) {
-      const wire = (msg.wire ??= new Array(12));
       const slot = formIndex(v5, qos, retain);
-      template = wire[slot] ??= encodePublishTemplate(
-        { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined },
-        v5 ? 5 : 4,
-      );
+      let cached = msg.wireForm === slot ? msg.wire : msg.wireMore?.[slot];
+      if (cached === undefined) {
+        cached = encodePublishTemplate(
+          { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined },
+          v5 ? 5 : 4,
+        );
+        if (msg.wire === undefined) {
+          msg.wire = cached;
+          msg.wireForm = slot;
+        } else {
+          (msg.wireMore ??= new Array<PublishTemplate | undefined>(12))[slot] = cached;
+        }
+      }
+      template = cached;
     } else {
       template = encodePublishTemplate(
         { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: this.perSubscriberProperties(msg, subscriptionIds) },

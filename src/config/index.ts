@@ -17,13 +17,22 @@ export type {
   LogConfig,
   ListenersConfig,
   TcpListenerConfig,
+  SslListenerConfig,
+  WsListenerConfig,
+  WssListenerConfig,
+  SslOptionsConfig,
+  WebSocketOptionsConfig,
+  NamedListeners,
+  ListenerType,
+  TlsVerify,
   MqttConfig,
   RetainerConfig,
   DelayedConfig,
+  DurableStorageConfig,
   BindAddress,
   RateLimit,
   LogLevel,
   LogFormat,
   SharedSubscriptionStrategy,
 } from './types.js';
-export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES } from './types.js';
+export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY } from './types.js';

@@ -7,7 +7,7 @@
  * Key names and defaults follow EMQX 5.8 where EMQX has the key, so an EMQX user's numbers
  * carry over.
  */
-import { LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES } from './types.js';
+import { LISTENER_TYPES, LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES, TLS_VERIFY, type ListenerType } from './types.js';
 
 export type KeyType =
   | 'string'
@@ -58,6 +58,134 @@ export const NAME_SEGMENT = /^[A-Za-z0-9_-]+$/;
 
 const MB = 1024 * 1024;
 
+/** EMQX's default ports: tcp 1883, ssl 8883, ws 8083, wss 8084. */
+const DEFAULT_PORTS: Readonly<Record<ListenerType, number>> = { tcp: 1883, ssl: 8883, ws: 8083, wss: 8084 };
+
+const TRANSPORT_WORDS: Readonly<Record<ListenerType, string>> = {
+  tcp: 'MQTT over TCP',
+  ssl: 'MQTT over TLS',
+  ws: 'MQTT over WebSocket',
+  wss: 'MQTT over secure WebSocket',
+};
+
+/** TLS protocol versions as EMQX spells them, comma-separated. */
+const TLS_VERSIONS = /^\s*tlsv1(\.[123])?\s*(,\s*tlsv1(\.[123])?\s*)*$/;
+/** OpenSSL cipher names (TLS 1.2 and TLS 1.3 suites), comma or colon separated. */
+const CIPHER_LIST = /^[A-Za-z0-9_+!@=.-]*(\s*[,:]\s*[A-Za-z0-9_+!@=.-]+)*$/;
+const SUBPROTOCOL_LIST = /^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/;
+const HEADER_NAME = /^[A-Za-z0-9-]*$/;
+
+/**
+ * The keys of one listener type: what every listener has, then `ssl_options` for ssl/wss and
+ * `websocket` for ws/wss, with EMQX's names and defaults (listeners.<type>.default is always
+ * there, on EMQX's port).
+ */
+function listenerKeys(): KeySpec[] {
+  const out: KeySpec[] = [];
+  for (const type of LISTENER_TYPES) {
+    const p = `listeners.${type}.<name>`;
+    const what = TRANSPORT_WORDS[type];
+    out.push(
+      {
+        key: `${p}.enable`, type: 'boolean', default: true, reloadable: true,
+        doc: `Start this listener (${what}); set false on listeners.${type}.default to run without it.`,
+      },
+      {
+        key: `${p}.bind`, type: 'bind', default: `0.0.0.0:${DEFAULT_PORTS[type]}`, reloadable: false,
+        requiredForNamed: true,
+        doc: 'Address to listen on: "host:port", "[ipv6]:port" or a port; required for listeners other than default.',
+      },
+      {
+        key: `${p}.max_connections`, type: 'integer', default: 'infinity', reloadable: true,
+        min: 1, infinity: true,
+        doc: 'Most connections this listener holds at once; further ones are closed as they arrive.',
+      },
+      {
+        key: `${p}.max_conn_rate`, type: 'rate', default: 'infinity', reloadable: true,
+        doc: 'Most new connections accepted per period (token bucket, e.g. 1000/s); beyond it new sockets wait, unread.',
+      },
+      {
+        key: `${p}.proxy_protocol`, type: 'boolean', default: false, reloadable: false,
+        doc: 'Expect a PROXY protocol v1 or v2 header (HAProxy, AWS NLB...) and take the client address from it.',
+      },
+      {
+        key: `${p}.proxy_protocol_timeout`, type: 'duration', default: '3s', reloadable: false, min: 1,
+        doc: 'How long a new connection may take to send its PROXY header before it is closed.',
+      },
+    );
+    if (type === 'ssl' || type === 'wss') {
+      const s = `${p}.ssl_options`;
+      out.push(
+        {
+          key: `${s}.certfile`, type: 'string', default: '', reloadable: false,
+          doc: 'PEM server certificate (chain); empty: a self-signed one is generated in node.data_dir/certs (with a warning).',
+        },
+        {
+          key: `${s}.keyfile`, type: 'string', default: '', reloadable: false,
+          doc: 'PEM private key of certfile (required when certfile is set); files are re-read on SIGHUP / reloadCertificates().',
+        },
+        {
+          key: `${s}.cacertfile`, type: 'string', default: '', reloadable: false,
+          doc: 'PEM CA certificates that client certificates are checked against; empty: the system CAs.',
+        },
+        {
+          key: `${s}.verify`, type: 'enum', values: TLS_VERIFY, default: 'verify_none', reloadable: false,
+          doc: 'verify_peer asks clients for a certificate and refuses one that does not verify against cacertfile.',
+        },
+        {
+          key: `${s}.fail_if_no_peer_cert`, type: 'boolean', default: false, reloadable: false,
+          doc: 'With verify_peer: refuse clients that send no certificate at all.',
+        },
+        {
+          key: `${s}.versions`, type: 'string', default: 'tlsv1.3,tlsv1.2', reloadable: false,
+          pattern: { regex: TLS_VERSIONS, hint: 'comma-separated tlsv1.3, tlsv1.2, tlsv1.1, tlsv1' },
+          doc: 'TLS versions offered; the lowest and highest named bound the range.',
+        },
+        {
+          key: `${s}.ciphers`, type: 'string', default: '', reloadable: false,
+          pattern: { regex: CIPHER_LIST, hint: 'comma-separated OpenSSL cipher names' },
+          doc: "OpenSSL cipher suites (TLS 1.2 and 1.3 names), comma-separated; empty: Node's defaults.",
+        },
+        {
+          key: `${s}.reuse_sessions`, type: 'boolean', default: true, reloadable: false,
+          doc: 'Allow TLS session resumption (tickets and session ids) so a reconnecting client skips the full handshake.',
+        },
+      );
+    }
+    if (type === 'ws' || type === 'wss') {
+      const w = `${p}.websocket`;
+      out.push(
+        {
+          key: `${w}.mqtt_path`, type: 'string', default: '/mqtt', reloadable: false,
+          pattern: { regex: /^\/\S*$/, hint: 'a URL path starting with /' },
+          doc: 'URL path of the WebSocket endpoint; upgrade requests for other paths get 404.',
+        },
+        {
+          key: `${w}.fail_if_no_subprotocol`, type: 'boolean', default: true, reloadable: false,
+          doc: 'Refuse (400) a WebSocket upgrade that offers none of supported_subprotocols.',
+        },
+        {
+          key: `${w}.supported_subprotocols`, type: 'string', default: 'mqtt, mqttv3.1, mqtt-v3, mqtt-v3.1.1, mqtt-v5',
+          reloadable: false,
+          pattern: { regex: SUBPROTOCOL_LIST, hint: 'comma-separated subprotocol names' },
+          doc: 'WebSocket subprotocols accepted, comma-separated; the first one the client offers is chosen.',
+        },
+        {
+          key: `${w}.proxy_address_header`, type: 'string', default: 'x-forwarded-for', reloadable: false,
+          pattern: { regex: HEADER_NAME, hint: 'an HTTP header name, or empty' },
+          doc: 'HTTP header whose first address is taken as the client address; empty: ignore (clients can set it too).',
+        },
+        {
+          key: `${w}.proxy_port_header`, type: 'string', default: 'x-forwarded-port', reloadable: false,
+          pattern: { regex: HEADER_NAME, hint: 'an HTTP header name, or empty' },
+          doc: 'HTTP header taken as the client port when proxy_address_header is used; empty: ignore.',
+        },
+      );
+    }
+  }
+  return out;
+}
+
 const SCHEMA: readonly KeySpec[] = [
   // node
   {
@@ -80,20 +208,7 @@ const SCHEMA: readonly KeySpec[] = [
     doc: 'json: one JSON object per line with a stable event name; text: for people.',
   },
   // listeners
-  {
-    key: 'listeners.tcp.<name>.enable', type: 'boolean', default: true, reloadable: true,
-    doc: 'Start this listener; set false on listeners.tcp.default to run without it.',
-  },
-  {
-    key: 'listeners.tcp.<name>.bind', type: 'bind', default: '0.0.0.0:1883', reloadable: false,
-    requiredForNamed: true,
-    doc: 'Address to listen on: "host:port", "[ipv6]:port" or a port; required for listeners other than default.',
-  },
-  {
-    key: 'listeners.tcp.<name>.max_connections', type: 'integer', default: 'infinity', reloadable: true,
-    min: 1, infinity: true,
-    doc: 'Most connections this listener holds at once; further ones are refused.',
-  },
+  ...listenerKeys(),
   // mqtt
   {
     key: 'mqtt.max_packet_size', type: 'bytesize', default: '1MB', reloadable: true,
@@ -230,6 +345,15 @@ const SCHEMA: readonly KeySpec[] = [
   {
     key: 'delayed.max_delayed_messages', type: 'integer', default: 0, reloadable: true, min: 0,
     doc: 'Most delayed messages held at once; 0 = unlimited.',
+  },
+  // durable_storage
+  {
+    key: 'durable_storage.mode', type: 'enum', values: ['durable', 'memory'], default: 'durable', reloadable: false,
+    doc: 'durable: sessions, queued QoS 1/2 messages, retained messages, wills and delayed messages are kept in SQLite under node.data_dir and a QoS 1/2 PUBLISH is acknowledged only once committed; memory: nothing on disk.',
+  },
+  {
+    key: 'durable_storage.sync', type: 'enum', values: ['normal', 'full'], default: 'normal', reloadable: false,
+    doc: 'normal: a commit survives a crash of the process; full: it also survives a power loss (fsync per commit, slower).',
   },
 ];
 

@@ -19,7 +19,13 @@ export const SHARED_SUBSCRIPTION_STRATEGIES = [
   'hash_topic',
 ] as const;
 
+/** Listener types, in the order they are created (tcp first). */
+export const LISTENER_TYPES = ['tcp', 'ssl', 'ws', 'wss'] as const;
+export const TLS_VERIFY = ['verify_none', 'verify_peer'] as const;
+
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type ListenerType = (typeof LISTENER_TYPES)[number];
+export type TlsVerify = (typeof TLS_VERIFY)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type SharedSubscriptionStrategy = (typeof SHARED_SUBSCRIPTION_STRATEGIES)[number];
 
@@ -45,19 +51,65 @@ export interface LogConfig {
   readonly format: LogFormat;
 }
 
+/** What every listener has, whatever its type (`listeners.<type>.<name>.*`). */
 export interface TcpListenerConfig {
   readonly enable: boolean;
   readonly bind: BindAddress;
   /** Infinity when unlimited. */
   readonly max_connections: number;
+  /** New connections per period; null when unlimited. */
+  readonly max_conn_rate: RateLimit | null;
+  readonly proxy_protocol: boolean;
+  /** Milliseconds. */
+  readonly proxy_protocol_timeout: number;
 }
 
+/** `listeners.{ssl,wss}.<name>.ssl_options`. Empty strings mean "not set". */
+export interface SslOptionsConfig {
+  readonly certfile: string;
+  readonly keyfile: string;
+  readonly cacertfile: string;
+  readonly verify: TlsVerify;
+  readonly fail_if_no_peer_cert: boolean;
+  /** Comma-separated, as written (`tlsv1.3,tlsv1.2`). */
+  readonly versions: string;
+  /** Comma-separated OpenSSL names, as written; empty for Node's defaults. */
+  readonly ciphers: string;
+  readonly reuse_sessions: boolean;
+}
+
+/** `listeners.{ws,wss}.<name>.websocket`. */
+export interface WebSocketOptionsConfig {
+  readonly mqtt_path: string;
+  readonly fail_if_no_subprotocol: boolean;
+  /** Comma-separated, as written. */
+  readonly supported_subprotocols: string;
+  /** Lower or mixed case as written; empty when not used. */
+  readonly proxy_address_header: string;
+  readonly proxy_port_header: string;
+}
+
+export interface SslListenerConfig extends TcpListenerConfig {
+  readonly ssl_options: SslOptionsConfig;
+}
+
+export interface WsListenerConfig extends TcpListenerConfig {
+  readonly websocket: WebSocketOptionsConfig;
+}
+
+export interface WssListenerConfig extends TcpListenerConfig {
+  readonly ssl_options: SslOptionsConfig;
+  readonly websocket: WebSocketOptionsConfig;
+}
+
+/** Named listeners of one type: `default` is always present (its `enable` may be false). */
+export type NamedListeners<T> = { readonly default: T; readonly [name: string]: T };
+
 export interface ListenersConfig {
-  /**
-   * Named TCP listeners. `default` is always present (its `enable` may be false); other names
-   * appear when the config declares them.
-   */
-  readonly tcp: { readonly default: TcpListenerConfig; readonly [name: string]: TcpListenerConfig };
+  readonly tcp: NamedListeners<TcpListenerConfig>;
+  readonly ssl: NamedListeners<SslListenerConfig>;
+  readonly ws: NamedListeners<WsListenerConfig>;
+  readonly wss: NamedListeners<WssListenerConfig>;
 }
 
 export interface MqttConfig {
@@ -105,6 +157,11 @@ export interface DelayedConfig {
   readonly max_delayed_messages: number;
 }
 
+export interface DurableStorageConfig {
+  readonly mode: 'durable' | 'memory';
+  readonly sync: 'normal' | 'full';
+}
+
 export interface PetrelConfig {
   readonly node: NodeConfig;
   readonly log: LogConfig;
@@ -112,4 +169,5 @@ export interface PetrelConfig {
   readonly mqtt: MqttConfig;
   readonly retainer: RetainerConfig;
   readonly delayed: DelayedConfig;
+  readonly durable_storage: DurableStorageConfig;
 }

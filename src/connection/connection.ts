@@ -145,6 +145,13 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask {
     else if (this.blocked) this.onDrain();
   }
 
+  abort(): void {
+    this.dirty = false;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.socket.destroy();
+  }
+
   close(): void {
     if (this.closed || this.ending) return;
     this.ending = true;

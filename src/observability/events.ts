@@ -10,6 +10,15 @@ export const LogEvent = {
   listener_stopped: 'listener_stopped',
   listener_bind_failed: 'listener_bind_failed',
   listener_max_connections: 'listener_max_connections',
+  listener_conn_rate_limited: 'listener_conn_rate_limited',
+  listener_conn_rate_queue_full: 'listener_conn_rate_queue_full',
+  proxy_protocol_error: 'proxy_protocol_error',
+  tls_handshake_failed: 'tls_handshake_failed',
+  tls_self_signed_certificate: 'tls_self_signed_certificate',
+  tls_certificates_reloaded: 'tls_certificates_reloaded',
+  tls_certificate_reload_failed: 'tls_certificate_reload_failed',
+  ws_upgrade_refused: 'ws_upgrade_refused',
+  ws_frame_refused: 'ws_frame_refused',
   client_connected: 'client_connected',
   client_connack_refused: 'client_connack_refused',
   client_disconnected: 'client_disconnected',
@@ -31,6 +40,9 @@ export const LogEvent = {
   retained_rejected: 'retained_rejected',
   config_invalid: 'config_invalid',
   hook_failed: 'hook_failed',
+  store_restored: 'store_restored',
+  store_commit_failed: 'store_commit_failed',
+  store_recovered: 'store_recovered',
 } as const;
 export type LogEventName = keyof typeof LogEvent;
 

@@ -1,2 +1,3 @@
 export { Session, type SessionOutlet, type InflightEntry, type SessionSubscription } from './session.js';
 export { Deque } from './deque.js';
+export { restoreDurableState, type RestoreSummary } from './restore.js';

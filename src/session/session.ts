@@ -16,6 +16,7 @@
  */
 import { type QoS } from '../codec/index.js';
 import type { Broker, Message, SessionHandle, SubOptions, TimerEntry, TimerTask } from '../broker/index.js';
+import type { DurableStore, PersistedSubscription } from '../store/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import { Deque } from './deque.js';
 
@@ -37,6 +38,8 @@ interface Queued {
   qos: QoS;
   retain: boolean;
   subscriptionIds: readonly number[];
+  /** Position in the durable queue; 0 when this delivery is not persisted. */
+  seq: number;
 }
 
 export interface InflightEntry extends Queued {
@@ -76,6 +79,13 @@ export class Session implements SessionHandle, TimerTask {
   mqueueDropped = 0;
   createdAt = Date.now();
   terminated = false;
+  /**
+   * True while this session is kept in the durable store (expiry > 0 and a store configured).
+   * Then QoS 1/2 deliveries, subscriptions and awaiting-PUBREL ids are written through.
+   */
+  persisted = false;
+  /** Last durable queue sequence number used. */
+  lastSeq = 0;
 
   private outlet: SessionOutlet | null = null;
   private nextPacketId = 1;
@@ -104,6 +114,92 @@ export class Session implements SessionHandle, TimerTask {
     return max < this.receiveMaximum ? max : this.receiveMaximum;
   }
 
+  /** The durable store when this session is persisted, else null. */
+  private get store(): DurableStore | null {
+    return this.persisted ? this.broker.store : null;
+  }
+
+  /**
+   * Sets the expiry interval and writes the session through to the durable store when it
+   * should outlive its connection (MQTT 5 expiry > 0, or 3.x Clean Session 0), or removes it
+   * from the store when it no longer should.
+   */
+  setExpiry(expiryInterval: number): void {
+    this.expiryInterval = expiryInterval;
+    const store = this.broker.store;
+    if (store === null) return;
+    if (expiryInterval > 0) {
+      store.putSession(this.clientId, expiryInterval);
+      if (!this.persisted) {
+        this.persisted = true;
+        for (const sub of this.subscriptions.values()) store.putSubscription(this.clientId, persistedSubscription(sub));
+      }
+    } else if (this.persisted) {
+      store.deleteSession(this.clientId);
+      this.persisted = false;
+      this.forgetPersistedDeliveries();
+    }
+  }
+
+  addSubscription(filter: string, options: SubOptions): void {
+    const sub = { filter, options };
+    this.subscriptions.set(filter, sub);
+    this.store?.putSubscription(this.clientId, persistedSubscription(sub));
+  }
+
+  removeSubscription(filter: string): boolean {
+    if (!this.subscriptions.delete(filter)) return false;
+    this.store?.deleteSubscription(this.clientId, filter);
+    return true;
+  }
+
+  /** A QoS 1/2 delivery enters the durable queue: the message body once, then the reference. */
+  private persist(q: Queued, state: 'queued' | 'publish', packetId: number): void {
+    const store = this.store;
+    if (store === null || q.qos === 0) return;
+    const msg = q.msg;
+    if (msg.refs === undefined || msg.refs === 0) {
+      if (msg.refs === undefined) ownPayload(msg);
+      store.putMessage(msg);
+      msg.refs = 0;
+    }
+    msg.refs++;
+    q.seq = ++this.lastSeq;
+    store.putDelivery(this.clientId, {
+      seq: q.seq,
+      messageId: msg.id,
+      qos: q.qos,
+      retain: q.retain,
+      subscriptionIds: q.subscriptionIds as number[],
+      packetId,
+      state,
+    });
+  }
+
+  /** A persisted delivery is done (acknowledged, dropped, expired): drop it and maybe the body. */
+  private unpersist(q: Queued): void {
+    if (q.seq === 0) return;
+    const store = this.broker.store;
+    if (store !== null && this.persisted) {
+      store.deleteDelivery(this.clientId, q.seq);
+      const msg = q.msg;
+      if (msg.refs !== undefined && --msg.refs === 0) store.deleteMessage(msg.id);
+    }
+    q.seq = 0;
+  }
+
+  /** The session left the store: its deliveries no longer hold message bodies there. */
+  private forgetPersistedDeliveries(): void {
+    const store = this.broker.store;
+    const release = (q: Queued): void => {
+      if (q.seq === 0) return;
+      q.seq = 0;
+      if (q.msg.refs !== undefined && --q.msg.refs === 0) store?.deleteMessage(q.msg.id);
+    };
+    for (const e of this.inflight.values()) release(e);
+    for (const q of this.mqueue) release(q);
+  }
+
   // ------------------------------------------------------------------------------------
   // Outbound: broker -> client
 
@@ -119,11 +215,11 @@ export class Session implements SessionHandle, TimerTask {
         return;
       }
       if (this.inflight.size < this.window) {
-        this.sendNew(outlet, { msg, qos, retain, subscriptionIds });
+        this.sendNew(outlet, { msg, qos, retain, subscriptionIds, seq: 0 });
         return;
       }
     }
-    this.enqueue({ msg, qos, retain, subscriptionIds });
+    this.enqueue({ msg, qos, retain, subscriptionIds, seq: 0 });
   }
 
   private enqueue(q: Queued): void {
@@ -137,10 +233,14 @@ export class Session implements SessionHandle, TimerTask {
       }
       this.dropped(this.mqueue.shift()!); // oldest first
     }
+    // A queued message may wait for hours: do not let it pin the socket chunk it came in.
+    if (q.msg.refs === undefined) ownPayload(q.msg);
+    this.persist(q, 'queued', 0);
     this.mqueue.push(q);
   }
 
   private dropped(q: Queued): void {
+    this.unpersist(q);
     this.mqueueDropped++;
     this.cDroppedQueueFull.value++;
     if (!this.dropBurst) {
@@ -169,16 +269,31 @@ export class Session implements SessionHandle, TimerTask {
 
   private sendNew(outlet: SessionOutlet, q: Queued): void {
     if (q.msg.expiresAt !== 0 && q.msg.expiresAt <= Date.now()) {
+      this.unpersist(q);
       this.cDroppedExpired.value++;
       return;
     }
     const packetId = this.allocatePacketId();
-    const entry: InflightEntry = { ...q, packetId, phase: 'publish', sentAt: this.broker.wheel.now };
+    // An explicit literal, not a spread: this runs once per QoS 1/2 delivery (the spread was
+    // the largest self-time item of a fan-in QoS 1 profile).
+    const entry: InflightEntry = {
+      msg: q.msg,
+      qos: q.qos,
+      retain: q.retain,
+      subscriptionIds: q.subscriptionIds,
+      seq: q.seq,
+      packetId,
+      phase: 'publish',
+      sentAt: this.broker.wheel.now,
+    };
     this.inflight.set(packetId, entry);
     if (!outlet.sendPublish(q.msg, q.qos, q.retain, q.subscriptionIds, packetId, false)) {
       this.inflight.delete(packetId); // too large for the client: as if delivered
+      this.unpersist(entry);
       return;
     }
+    if (entry.seq !== 0) this.broker.store?.updateDelivery(this.clientId, entry.seq, 'publish', packetId);
+    else this.persist(entry, 'publish', packetId);
     this.armRetry();
   }
 
@@ -207,6 +322,7 @@ export class Session implements SessionHandle, TimerTask {
     const e = this.inflight.get(packetId);
     if (e === undefined || e.qos !== 1) return false;
     this.inflight.delete(packetId);
+    this.unpersist(e);
     this.acked(e);
     this.drain();
     return true;
@@ -222,10 +338,14 @@ export class Session implements SessionHandle, TimerTask {
     if (reasonCode >= 0x80) {
       // [MQTT-4.3.3-?] a failed PUBREC ends the exchange; the id is free again.
       this.inflight.delete(packetId);
+      this.unpersist(e);
       this.drain();
       return false;
     }
-    e.phase = 'pubrel';
+    if (e.phase !== 'pubrel') {
+      e.phase = 'pubrel';
+      if (e.seq !== 0) this.broker.store?.updateDelivery(this.clientId, e.seq, 'pubrel', packetId);
+    }
     e.sentAt = this.broker.wheel.now;
     return true;
   }
@@ -235,6 +355,7 @@ export class Session implements SessionHandle, TimerTask {
     const e = this.inflight.get(packetId);
     if (e === undefined || e.phase !== 'pubrel') return false;
     this.inflight.delete(packetId);
+    this.unpersist(e);
     this.acked(e);
     this.drain();
     return true;
@@ -253,13 +374,16 @@ export class Session implements SessionHandle, TimerTask {
     if (this.awaitingRel.has(packetId)) return 'duplicate';
     if (this.awaitingRel.size >= this.broker.config.mqtt.max_awaiting_rel) return 'full';
     this.awaitingRel.set(packetId, this.broker.wheel.now);
+    this.store?.putAwaitingRel(this.clientId, packetId);
     this.armRetry();
     return 'new';
   }
 
   /** PUBREL from the client: true when the id was awaiting it. */
   release(packetId: number): boolean {
-    return this.awaitingRel.delete(packetId);
+    if (!this.awaitingRel.delete(packetId)) return false;
+    this.store?.deleteAwaitingRel(this.clientId, packetId);
+    return true;
   }
 
   // ------------------------------------------------------------------------------------
@@ -278,7 +402,10 @@ export class Session implements SessionHandle, TimerTask {
     for (const e of this.inflight.values()) {
       e.sentAt = this.broker.wheel.now;
       if (e.phase === 'pubrel') outlet.sendPubrel(e.packetId);
-      else if (!outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) this.inflight.delete(e.packetId);
+      else if (!outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) {
+        this.inflight.delete(e.packetId);
+        this.unpersist(e);
+      }
     }
     this.drain();
     this.armRetry();
@@ -289,6 +416,7 @@ export class Session implements SessionHandle, TimerTask {
     if (this.outlet !== outlet) return;
     this.outlet = null;
     this.dropBurst = false;
+    this.store?.sessionDisconnected(this.clientId, Date.now());
     if (this.expiryInterval === 0) {
       this.terminate('normal');
       return;
@@ -296,6 +424,27 @@ export class Session implements SessionHandle, TimerTask {
     if (Number.isFinite(this.expiryInterval)) {
       this.expiryEntry = this.broker.wheel.schedule(this, this.expiryInterval);
     }
+  }
+
+  /** Restored offline at start: the expiry clock runs on from when the client left. */
+  startExpiryClock(remainingMs: number): void {
+    this.broker.wheel.cancel(this.expiryEntry);
+    this.expiryEntry = Number.isFinite(remainingMs) ? this.broker.wheel.schedule(this, Math.max(0, remainingMs)) : null;
+  }
+
+  /** Restores a persisted delivery (start-up): queued, or in flight with its packet id. */
+  restoreDelivery(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], seq: number, state: 'queued' | 'publish' | 'pubrel', packetId: number): void {
+    msg.refs = (msg.refs ?? 0) + 1;
+    if (seq > this.lastSeq) this.lastSeq = seq;
+    if (state === 'queued') {
+      this.mqueue.push({ msg, qos, retain, subscriptionIds, seq });
+    } else {
+      this.inflight.set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now });
+    }
+  }
+
+  restoreAwaitingRel(packetId: number): void {
+    this.awaitingRel.set(packetId, this.broker.wheel.now);
   }
 
   /** Session expiry fired. */
@@ -310,6 +459,11 @@ export class Session implements SessionHandle, TimerTask {
   terminate(reason: string): void {
     if (this.terminated) return;
     this.terminated = true;
+    if (this.persisted) {
+      this.broker.store?.deleteSession(this.clientId);
+      this.forgetPersistedDeliveries();
+      this.persisted = false;
+    }
     for (const s of this.subscriptions.values()) this.broker.unsubscribe(this, s.filter);
     this.subscriptions.clear();
     this.inflight.clear();
@@ -350,12 +504,24 @@ export class Session implements SessionHandle, TimerTask {
     for (const [id, at] of this.awaitingRel) {
       if (now - at >= timeout) {
         this.awaitingRel.delete(id);
+        this.store?.deleteAwaitingRel(this.clientId, id);
         this.broker.metrics.counter(MetricName.messagesDroppedAwaitRelTimeout).inc();
         this.broker.logger.warning('await_rel_timeout', { clientid: this.clientId, packet_id: id });
       }
     }
     this.armRetry();
   }
+}
+
+function persistedSubscription(sub: SessionSubscription): PersistedSubscription {
+  const o = sub.options;
+  return { filter: sub.filter, qos: o.qos, noLocal: o.noLocal, retainAsPublished: o.retainAsPublished, retainHandling: o.retainHandling, subscriptionId: o.subscriptionId };
+}
+
+/** Gives a message its own payload copy, so keeping it does not keep its socket chunk. */
+function ownPayload(msg: Message): void {
+  msg.payload = Buffer.from(msg.payload);
+  msg.refs = 0;
 }
 
 function hookMsg(msg: Message): { topic: string; payload: Buffer; qos: number; retain: boolean; from: string; timestamp: number } {

@@ -3,13 +3,54 @@
 // defaults (so the loader and schema are held to it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultConfig, findKeySpec, keySpecs, loadConfig, type PetrelConfig } from '../../src/config/index.js';
+import {
+  defaultConfig,
+  findKeySpec,
+  keySpecs,
+  loadConfig,
+  type PetrelConfig,
+  type SslOptionsConfig,
+  type WebSocketOptionsConfig,
+} from '../../src/config/index.js';
+
+// EMQX 5.8's listener defaults: enabled, unlimited, no PROXY protocol (3s timeout when on).
+const LISTENER_BASE = {
+  enable: true,
+  max_connections: Infinity,
+  max_conn_rate: null,
+  proxy_protocol: false,
+  proxy_protocol_timeout: 3000,
+} as const;
+
+const SSL_DEFAULTS: SslOptionsConfig = {
+  certfile: '',
+  keyfile: '',
+  cacertfile: '',
+  verify: 'verify_none',
+  fail_if_no_peer_cert: false,
+  versions: 'tlsv1.3,tlsv1.2',
+  ciphers: '',
+  reuse_sessions: true,
+};
+
+const WS_DEFAULTS: WebSocketOptionsConfig = {
+  mqtt_path: '/mqtt',
+  fail_if_no_subprotocol: true,
+  supported_subprotocols: 'mqtt, mqttv3.1, mqtt-v3, mqtt-v3.1.1, mqtt-v5',
+  proxy_address_header: 'x-forwarded-for',
+  proxy_port_header: 'x-forwarded-port',
+};
 
 const EXPECTED_DEFAULTS: PetrelConfig = {
   node: { name: 'petrel@127.0.0.1', data_dir: './data' },
   log: { level: 'notice', format: 'json' },
   listeners: {
-    tcp: { default: { enable: true, bind: { host: '0.0.0.0', port: 1883 }, max_connections: Infinity } },
+    tcp: { default: { ...LISTENER_BASE, bind: { host: '0.0.0.0', port: 1883 } } },
+    ssl: { default: { ...LISTENER_BASE, bind: { host: '0.0.0.0', port: 8883 }, ssl_options: SSL_DEFAULTS } },
+    ws: { default: { ...LISTENER_BASE, bind: { host: '0.0.0.0', port: 8083 }, websocket: WS_DEFAULTS } },
+    wss: {
+      default: { ...LISTENER_BASE, bind: { host: '0.0.0.0', port: 8084 }, ssl_options: SSL_DEFAULTS, websocket: WS_DEFAULTS },
+    },
   },
   mqtt: {
     max_packet_size: 1048576,
@@ -41,6 +82,7 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
   },
   retainer: { enable: true, max_retained_messages: 0, max_payload_size: 1048576, msg_expiry_interval: 0 },
   delayed: { enable: true, max_delayed_messages: 0 },
+  durable_storage: { mode: 'durable', sync: 'normal' },
 };
 
 /** Dotted paths of the leaves of a config object; a bind {host, port} counts as one leaf. */
@@ -69,7 +111,8 @@ test('every schema key appears in a loaded default config', () => {
     const key = spec.key.replace('<name>', 'default');
     const { found, value } = lookup(cfg, key);
     assert.ok(found, `${key} is missing from the default config`);
-    // Only server_keepalive resolves to null (disabled); nothing may be undefined.
+    // Only server_keepalive (disabled) and max_conn_rate (infinity) resolve to null; nothing
+    // may be undefined.
     assert.notEqual(value, undefined, `${key} is undefined`);
   }
 });
@@ -113,4 +156,19 @@ test('findKeySpec matches wildcards and only whole keys', () => {
   assert.equal(findKeySpec('mqtt'), undefined);
   assert.equal(findKeySpec('mqtt.max_inflight.x'), undefined);
   assert.equal(findKeySpec('listeners.tcp.bad name.bind'), undefined);
+  assert.equal(findKeySpec('listeners.wss.edge.ssl_options.certfile')?.key, 'listeners.wss.<name>.ssl_options.certfile');
+  assert.equal(findKeySpec('listeners.ws.edge.websocket.mqtt_path')?.type, 'string');
+  // ssl_options only where there is TLS, websocket only where there is WebSocket.
+  assert.equal(findKeySpec('listeners.tcp.default.ssl_options.certfile'), undefined);
+  assert.equal(findKeySpec('listeners.ws.default.ssl_options.certfile'), undefined);
+  assert.equal(findKeySpec('listeners.ssl.default.websocket.mqtt_path'), undefined);
+});
+
+test('each listener type has the same common keys, with EMQX default ports', () => {
+  const common = ['enable', 'bind', 'max_connections', 'max_conn_rate', 'proxy_protocol', 'proxy_protocol_timeout'];
+  const ports: Record<string, number> = { tcp: 1883, ssl: 8883, ws: 8083, wss: 8084 };
+  for (const [type, port] of Object.entries(ports)) {
+    for (const k of common) assert.ok(findKeySpec(`listeners.${type}.x.${k}`), `listeners.${type}.<name>.${k}`);
+    assert.equal(findKeySpec(`listeners.${type}.x.bind`)?.default, `0.0.0.0:${port}`);
+  }
 });

@@ -27,7 +27,7 @@ test('the rendered docs have one row per key with its default, and one table per
   assert.ok(text.includes('| `mqtt.idle_timeout` | duration, or infinity | `"15s"` | yes |'));
   assert.ok(text.includes('| `log.level` | one of debug, info, notice, warning, error | `"notice"` | yes |'));
   const sections = [...text.matchAll(/^## (\w+)$/gm)].map((m) => m[1]);
-  assert.deepEqual(sections.slice(-6), ['node', 'log', 'listeners', 'mqtt', 'retainer', 'delayed']);
+  assert.deepEqual(sections.slice(-7), ['node', 'log', 'listeners', 'mqtt', 'retainer', 'delayed', 'durable_storage']);
 });
 
 test('the intro explains file, env, --set and precedence', () => {

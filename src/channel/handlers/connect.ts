@@ -164,7 +164,7 @@ function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean): void
     broker.logger.info('session_resumed', { clientid: clientId, inflight: session.inflight.size, queued: session.mqueue.length });
     if (broker.hooks.has('session.resumed')) broker.hooks.run('session.resumed', clientId);
   }
-  session.expiryInterval = expiry;
+  session.setExpiry(expiry);
   ch.session = session;
   ch.will = p.will ?? null;
 

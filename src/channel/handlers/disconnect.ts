@@ -10,7 +10,7 @@ export function handleDisconnect(ch: Channel, p: DisconnectPacket): void {
       return ch.fail(new MqttReasonError(ReasonCode.ProtocolError, 'session expiry set at DISCONNECT after 0 at CONNECT', PacketType.DISCONNECT));
     }
     const ms = requested === 0xffffffff ? Infinity : requested * 1000;
-    ch.session.expiryInterval = Math.min(ms, ch.broker.config.mqtt.session_expiry_interval);
+    ch.session.setExpiry(Math.min(ms, ch.broker.config.mqtt.session_expiry_interval));
   }
   // [MQTT-3.1.2-10] a normal DISCONNECT deletes the will; 0x04 asks for it to be published.
   if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) ch.will = null;

@@ -16,7 +16,8 @@ import {
 import { PublishOutcome, type Message } from '../../broker/index.js';
 import { MetricName } from '../../observability/index.js';
 import { exceedsLevels, parseDelayed } from '../../topic/index.js';
-import { forwardable, type Channel } from '../channel.js';
+import type { Channel } from '../channel.js';
+import { forwardable } from '../properties.js';
 
 /** Answers a QoS 1/2 PUBLISH with PUBACK / PUBREC carrying `code`. */
 function ack(ch: Channel, p: PublishPacket, code: number, reason?: string): void {
@@ -93,6 +94,17 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     return reject(ch, p, ReasonCode.NotAuthorized, 'not authorized');
   }
 
+  if (p.qos > 0 && !broker.storeHealthy) {
+    // The durable store failed its last commit: refuse rather than acknowledge what may not
+    // be kept (issue 4). MQTT 3.x has no negative acknowledgement, so the connection closes
+    // unacknowledged and the client resends after reconnecting.
+    if (v5) {
+      broker.metrics.counter(MetricName.messagesDropped).inc();
+      return ack(ch, p, ReasonCode.UnspecifiedError, 'storage unavailable');
+    }
+    return ch.fail(new MqttReasonError(ReasonCode.ServerUnavailable, 'storage unavailable: QoS 1/2 not accepted', PacketType.PUBLISH));
+  }
+
   countReceived(ch, p.qos);
 
   if (p.qos === 2) {
@@ -126,6 +138,9 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     expiresAt,
     properties: v5 ? forwardable(props) : undefined,
     wire: undefined,
+    wireForm: undefined,
+    wireMore: undefined,
+    refs: undefined,
   };
   const outcome = broker.publish(msg);
   if (p.qos === 0) return;
@@ -146,9 +161,9 @@ export function landingTopic(topic: string): string {
 }
 
 function countReceived(ch: Channel, qos: number): void {
-  const m = ch.broker.metrics;
-  m.counter(MetricName.messagesReceived).value++;
-  m.counter(qos === 0 ? MetricName.messagesQos0Received : qos === 1 ? MetricName.messagesQos1Received : MetricName.messagesQos2Received).value++;
+  const c = ch.broker.counters;
+  c.messagesReceived.value++;
+  c.receivedByQoS[qos]!.value++;
 }
 
 export function handlePuback(ch: Channel, p: PubackPacket): void {

@@ -42,7 +42,7 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
       continue;
     }
     // [MQTT-3.8.4-3] a repeated filter replaces the existing subscription.
-    session.subscriptions.set(raw, { filter: raw, options: opts });
+    session.addSubscription(raw, opts);
     codes.push(result.code);
     if (broker.hooks.has('client.subscribe')) broker.hooks.run('client.subscribe', ch.clientInfo(), raw, qos);
     // Retained messages: never for shared subscriptions [MQTT-3.8.4-?]; Retain Handling 0 =
@@ -66,7 +66,7 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   const session = ch.session!;
   const codes: number[] = [];
   for (const raw of p.topicFilters) {
-    const had = session.subscriptions.delete(raw);
+    const had = session.removeSubscription(raw);
     if (had) broker.unsubscribe(session, raw);
     codes.push(had ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     if (had && broker.hooks.has('client.unsubscribe')) broker.hooks.run('client.unsubscribe', ch.clientInfo(), raw);
