@@ -8,6 +8,8 @@ import { ConfigError, type LoadConfigOptions } from '../config/index.js';
 export interface Startable {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Re-reads TLS certificate files (SIGHUP). */
+  reloadCertificates?(): unknown;
 }
 
 export interface CliDeps {
@@ -19,6 +21,7 @@ const USAGE = `Usage: petrel <command> [options]
 
 Commands:
   start [--config FILE] [--set key=value ...]   run the broker
+  bench conn|sub|pub [options]                   load generator (petrel bench --help)
   version                                        print the version
   help                                           this text
 
@@ -65,6 +68,19 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
       return 0;
     case 'start':
       return start(rest, deps);
+    case 'bench':
+      return (await import('./bench/index.js')).runBench(rest, {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+        onSignal: (stop) => {
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+          return () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          };
+        },
+      });
     default:
       process.stderr.write(`petrel: unknown command ${command}\n\n${USAGE}\n`);
       return 2;
@@ -95,10 +111,14 @@ async function start(args: string[], deps: CliDeps): Promise<number> {
     process.stderr.write(`petrel: ${(err as Error).message}\n`);
     return 1;
   }
+  // SIGHUP: re-read certificate files (the broker logs the outcome per listener).
+  const reload = (): void => void broker.reloadCertificates?.();
+  process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', reload);
       resolve();
     };
     process.on('SIGINT', stop);

@@ -11,8 +11,9 @@ const SECTION_INTROS: Readonly<Record<string, string>> = {
   node: 'Identity of this broker process and where it keeps its data.',
   log: 'Log output. Lines carry a stable `event` name (see the observability docs).',
   listeners:
-    'TCP listeners by name. `listeners.tcp.default` always exists (set its `enable = false` to go without it); ' +
-    'add more with `listeners.tcp.<name>.bind`.',
+    'Listeners by type (`tcp`, `ssl`, `ws`, `wss`) and name. `listeners.<type>.default` always exists, on EMQX\'s ' +
+    'ports 1883, 8883, 8083 and 8084 (set its `enable = false` to go without it); add more with ' +
+    '`listeners.<type>.<name>.bind`. TLS certificate files are re-read without a restart on SIGHUP.',
   mqtt: 'MQTT protocol limits and session behaviour; names and defaults follow EMQX 5.8 `mqtt.*`.',
   retainer: 'Retained messages.',
   delayed: 'Delayed publish: a PUBLISH to `$delayed/<seconds>/<topic>` is sent to `<topic>` that many seconds later.',

@@ -119,8 +119,9 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * The known key closest to an unknown one: the nearest by edit distance when it is near
- * (a typo), else one ending in the same last segment (a key put in the wrong section).
+ * The known key closest to an unknown one: the nearest by edit distance when it is a plain
+ * typo (2 edits at most), else one ending in the same last segment (a key put in the wrong
+ * section), else the nearest when it is still near.
  */
 export function closestKey(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
@@ -132,8 +133,10 @@ export function closestKey(key: string, known: readonly string[]): string | unde
       bestDistance = d;
     }
   }
-  const limit = Math.max(2, Math.floor(key.length / 4));
-  if (best !== undefined && bestDistance <= limit) return best;
+  if (best !== undefined && bestDistance <= 2) return best;
   const last = key.slice(key.lastIndexOf('.') + 1);
-  return known.find((candidate) => candidate.slice(candidate.lastIndexOf('.') + 1) === last);
+  const sameLeaf = known.find((candidate) => candidate.slice(candidate.lastIndexOf('.') + 1) === last);
+  if (sameLeaf !== undefined) return sameLeaf;
+  const limit = Math.max(2, Math.floor(key.length / 4));
+  return best !== undefined && bestDistance <= limit ? best : undefined;
 }

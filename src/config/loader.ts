@@ -32,7 +32,7 @@ import {
   keySpecs,
 } from './schema.js';
 import { type SourceResult, envName, envSource, fileSource, objectSource, setSource } from './sources.js';
-import type { PetrelConfig } from './types.js';
+import { LISTENER_TYPES, type PetrelConfig } from './types.js';
 
 export interface LoadConfigOptions {
   /** Path of a TOML file. A missing or unreadable file is an error. */
@@ -47,11 +47,11 @@ export interface LoadConfigOptions {
 
 /**
  * Names that exist for a wildcard family even when the config never mentions them: the
- * default TCP listener is always there (it may be turned off with `enable = false`).
+ * default listener of each type is always there (it may be turned off with `enable = false`).
  */
-const ALWAYS_PRESENT: Readonly<Record<string, readonly string[]>> = {
-  'listeners.tcp.': ['default'],
-};
+const ALWAYS_PRESENT: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  LISTENER_TYPES.map((type) => [`listeners.${type}.`, ['default']]),
+);
 
 /** `listeners.tcp.<name>.bind` -> `listeners.tcp.` (the part before the wildcard). */
 function familyOf(spec: KeySpec): string | undefined {
