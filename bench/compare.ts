@@ -20,7 +20,7 @@ import type { BenchSummary } from '../src/cli/bench/index.js';
 import { freePort, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
 import { startAedes } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
-import { PETREL_COMPARE_SETTINGS, startPetrel } from './peers/petrel.js';
+import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
 
 const BIN = fileURLToPath(new URL('../../bin/petrel.js', import.meta.url));
 /**
@@ -219,7 +219,9 @@ async function startPeer(name: PeerName, o: CompareOptions): Promise<RunningPeer
   const port = await freePort();
   switch (name) {
     case 'petrel':
-      return startPetrel(port, o.petrelSet, o.petrelNodeArgs);
+      // Like the peers here (Mosquitto without persistence, Aedes in memory): memory mode, one
+      // loopback TCP listener. bench:durable measures the durable mode.
+      return startPetrel(port, [...PETREL_TCP_ONLY, 'durable_storage.mode=memory', ...o.petrelSet], o.petrelNodeArgs);
     case 'mosquitto':
       return startMosquitto(port);
     case 'aedes':

@@ -1,6 +1,6 @@
 /** Starts Mosquitto 2.0 (Debian `/usr/sbin/mosquitto`) with a temporary config for bench:compare. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stopChild, tail, waitForPort, type RunningPeer } from './common.js';
@@ -37,6 +37,8 @@ export interface MosquittoOptions {
 
 export async function startMosquitto(port: number, opts: MosquittoOptions = {}): Promise<RunningPeer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'petrel-bench-mosquitto-'));
+  // started as root, Mosquitto drops to user `mosquitto`, which must be able to save there
+  if (opts.persistence) chmodSync(dir, 0o777);
   const conf = path.join(dir, 'mosquitto.conf');
   writeFileSync(conf, mosquittoConfig(port, opts.persistence ? dir : undefined));
   const child = spawn(MOSQUITTO_BIN, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
