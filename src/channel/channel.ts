@@ -157,7 +157,13 @@ export class Channel implements ConnectionHandle, SessionOutlet {
   // Output
 
   send(packet: Packet): void {
-    this.io.send(encode(packet, this.protocolVersion));
+    let bytes = encode(packet, this.protocolVersion);
+    if (bytes.length > this.clientMaxPacketSize && 'properties' in packet && packet.properties !== undefined) {
+      // [MQTT-3.4.2-2], [MQTT-3.14.2-3] ...: a Reason String or User Property that would make a
+      // packet larger than the client's Maximum Packet Size is left out.
+      bytes = encode({ ...packet, properties: undefined } as Packet, this.protocolVersion);
+    }
+    this.io.send(bytes);
   }
 
   get writable(): boolean {

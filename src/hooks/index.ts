@@ -102,7 +102,7 @@ export class Hooks {
 
   /**
    * Runs decision hooks until one answers allow or deny; 'ignore' passes to the next.
-   * Returns 'ignore' when no callback decided.
+   * Returns 'ignore' when no callback decided; rejects when a callback throws.
    */
   async decide<K extends 'client.authenticate' | 'client.authorize'>(
     name: K,
@@ -115,7 +115,10 @@ export class Hooks {
         const d = await (e.fn as (...a: unknown[]) => AuthDecision | Promise<AuthDecision>)(...args);
         if (d === 'allow' || d === 'deny') return d;
       } catch (err) {
+        // A decision that could not be made is not a pass: report it and let the caller
+        // refuse (an authentication backend that is down must not let clients in).
         this.onError(name, err);
+        throw err;
       }
     }
     return 'ignore';

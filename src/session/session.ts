@@ -480,13 +480,21 @@ export class Session implements SessionHandle, TimerTask {
   // Timers: MQTT 3.x retry and await-PUBREL expiry share one wheel entry per session.
 
   private armRetry(): void {
-    if (this.retry.entry !== null) return;
     const cfg = this.broker.config.mqtt;
     const needRetry = this.outlet !== null && this.inflight.size > 0 && Number.isFinite(this.retryInterval);
     const needRel = this.awaitingRel.size > 0 && Number.isFinite(cfg.await_rel_timeout);
     if (!needRetry && !needRel) return;
     const delay = Math.min(needRetry ? this.retryInterval : Infinity, needRel ? cfg.await_rel_timeout : Infinity);
-    this.retry.entry = this.broker.wheel.schedule(this.retry, Math.max(delay / 4, this.broker.wheel.tickMs));
+    const wheel = this.broker.wheel;
+    const wait = Math.max(delay / 4, wheel.tickMs);
+    const current = this.retry.entry;
+    // Keep a pending check unless the new need is due sooner (a retry interval shorter than
+    // the await-PUBREL timeout that armed it).
+    if (current !== null) {
+      if (current.deadline <= wheel.now + wait) return;
+      wheel.cancel(current);
+    }
+    this.retry.entry = wheel.schedule(this.retry, wait);
   }
 
   /** Resends overdue inflight messages (3.x) and forgets overdue awaiting-PUBREL ids. */

@@ -144,6 +144,10 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   };
   const outcome = broker.publish(msg);
   if (p.qos === 0) return;
+  if (p.qos === 2 && outcome < 0 && outcome !== PublishOutcome.Delayed) {
+    // A PUBREC >= 0x80 ends the exchange: the packet id is free again (MQTT 5 section 2.2.1).
+    ch.session!.release(p.packetId!);
+  }
   if (outcome === PublishOutcome.DelayedRejected) return ack(ch, p, ReasonCode.TopicNameInvalid, 'invalid $delayed topic');
   if (outcome === PublishOutcome.DelayedQuotaExceeded) return ack(ch, p, ReasonCode.QuotaExceeded, 'too many delayed messages');
   // 0x10 tells an MQTT 5 publisher nobody received it (EMQX does the same).
