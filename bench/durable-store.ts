@@ -1,17 +1,27 @@
 /**
  * Micro-benchmark of the durable store (`src/store`): how many group commits per second, and
- * how many recorded ops per second, for batches of 1, 10 and 100 deliveries.
+ * how many recorded ops per second, for batches of 1 to 500 deliveries.
  *
- * Run: `npm run build && node dist/bench/durable-store.js [--seconds N] [--dir PATH]`
+ * Run: `npm run build && node dist/bench/durable-store.js [--seconds N] [--dir PATH]
+ *       [--pattern pipeline,fanin,acked] [--batch 1,10,100,500] [--sync normal,full] [--no-memory]`
  *
- * A delivery's life is five ops: putMessage + putDelivery (queued), updateDelivery (sent),
- * deleteDelivery + deleteMessage (acknowledged). As in the broker, they land in different
- * event-loop turns, so the benchmark pipelines them: the commit that queues batch k also
- * marks batch k-1 sent and acknowledges batch k-2 — 5 × B ops per commit at steady state,
- * with real rows on disk in between. The SQLite store runs in a fresh directory (default
- * under the OS temp dir; pass --dir to measure a particular disk) with sync normal and full;
- * the in-memory store is the reference. Numbers go to docs/benchmarks.md with the date and
- * machine; tests never assert on them.
+ * Patterns (what one commit holds, at steady state, for B deliveries per batch):
+ * - `pipeline` (default): a delivery's whole life in five ops, putMessage + putDelivery
+ *   (queued), updateDelivery (sent), deleteDelivery + deleteMessage (acknowledged). As in the
+ *   broker they land in different event-loop turns, so the commit that queues batch k also
+ *   marks batch k-1 sent and acknowledges batch k-2: 5 × B ops per commit, with real rows on
+ *   disk in between.
+ * - `fanin`: what the broker records for QoS 1 fan-in to an online persistent subscriber:
+ *   putMessage + putDelivery (already `publish`: it is sent in the turn it is queued), and
+ *   deleteDelivery + deleteMessage when its PUBACK arrives, one commit later: 4 × B ops.
+ * - `acked`: as `fanin`, but the PUBACK arrives before the batch that queued the message has
+ *   committed (a subscriber that keeps up, deliveries sent before the commit): the four ops
+ *   of a message are in one batch.
+ *
+ * The SQLite store runs in a fresh directory (default under the OS temp dir; pass --dir to
+ * measure a particular disk) with sync normal and full; the in-memory store is the
+ * reference. Numbers go to docs/benchmarks.md with the date and machine; tests never assert
+ * on them.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,14 +33,22 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
 }
 
+type Pattern = 'pipeline' | 'fanin' | 'acked';
+const PATTERNS = ['pipeline', 'fanin', 'acked'] as const;
+
 const SECONDS = Number(arg('seconds', '2'));
 const BASE_DIR = arg('dir', tmpdir());
-const BATCH_SIZES = [1, 10, 100];
+const BATCH_SIZES = arg('batch', '1,10,100').split(',').map(Number);
+const SYNCS = arg('sync', 'normal,full').split(',') as Array<'normal' | 'full'>;
+const PATTERN_LIST = arg('pattern', 'pipeline').split(',') as Pattern[];
+const WITH_MEMORY = !process.argv.includes('--no-memory');
+for (const p of PATTERN_LIST) if (!PATTERNS.includes(p)) throw new Error(`unknown pattern ${p}; known: ${PATTERNS.join(', ')}`);
 const PAYLOAD = Buffer.alloc(64, 0x61);
 const CLIENT = 'bench-subscriber';
 
 interface Result {
   store: string;
+  pattern: Pattern;
   batch: number;
   commits: number;
   ops: number;
@@ -39,7 +57,7 @@ interface Result {
   p99us: number;
 }
 
-function run(label: string, store: DurableStore, batch: number): Result {
+function run(label: string, store: DurableStore, pattern: Pattern, batch: number): Result {
   store.open();
   store.load(Date.now());
   store.putSession(CLIENT, Infinity);
@@ -70,15 +88,38 @@ function run(label: string, store: DurableStore, batch: number): Result {
         expiresAt: 0,
       };
       store.putMessage(msg);
-      store.putDelivery(CLIENT, { seq: id, messageId: id, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+      const inFlight = pattern !== 'pipeline';
+      store.putDelivery(CLIENT, {
+        seq: id,
+        messageId: id,
+        qos: 1,
+        retain: false,
+        subscriptionIds: [],
+        packetId: inFlight ? (id % 65535) + 1 : 0,
+        state: inFlight ? 'publish' : 'queued',
+      });
       queued.push(id);
     }
-    for (const id of sent) store.updateDelivery(CLIENT, id, 'publish', (id % 65535) + 1);
-    for (const id of acked) {
-      store.deleteDelivery(CLIENT, id);
-      store.deleteMessage(id);
+    if (pattern === 'acked') {
+      for (const id of queued) {
+        store.deleteDelivery(CLIENT, id);
+        store.deleteMessage(id);
+      }
+      ops += batch * 4;
+    } else if (pattern === 'fanin') {
+      for (const id of sent) {
+        store.deleteDelivery(CLIENT, id);
+        store.deleteMessage(id);
+      }
+      ops += batch * 2 + sent.length * 2;
+    } else {
+      for (const id of sent) store.updateDelivery(CLIENT, id, 'publish', (id % 65535) + 1);
+      for (const id of acked) {
+        store.deleteDelivery(CLIENT, id);
+        store.deleteMessage(id);
+      }
+      ops += batch * 2 + sent.length + acked.length * 2;
     }
-    ops += batch * 2 + sent.length + acked.length * 2;
     const t0 = process.hrtime.bigint();
     store.commit();
     latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
@@ -91,6 +132,7 @@ function run(label: string, store: DurableStore, batch: number): Result {
   latencies.sort((a, b) => a - b);
   return {
     store: label,
+    pattern,
     batch,
     commits,
     ops,
@@ -105,24 +147,26 @@ function fmt(n: number): string {
 }
 
 const results: Result[] = [];
-for (const sync of ['normal', 'full'] as const) {
-  for (const batch of BATCH_SIZES) {
-    const dir = mkdtempSync(join(BASE_DIR, 'petrel-bench-store-'));
-    try {
-      results.push(run(`sqlite sync=${sync}`, new SqliteDurableStore({ dir, sync }), batch));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+for (const pattern of PATTERN_LIST) {
+  for (const sync of SYNCS) {
+    for (const batch of BATCH_SIZES) {
+      const dir = mkdtempSync(join(BASE_DIR, 'petrel-bench-store-'));
+      try {
+        results.push(run(`sqlite sync=${sync}`, new SqliteDurableStore({ dir, sync }), pattern, batch));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   }
+  if (WITH_MEMORY) for (const batch of BATCH_SIZES) results.push(run('memory', new MemoryDurableStore(), pattern, batch));
 }
-for (const batch of BATCH_SIZES) results.push(run('memory', new MemoryDurableStore(), batch));
 
 console.log(`durable store: ${SECONDS}s per case, dir ${BASE_DIR}, node ${process.version}`);
-console.log('| store | deliveries/batch | commits/s | ops/s | deliveries/s | commit p50 µs | commit p99 µs |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| pattern | store | deliveries/batch | commits/s | ops/s | deliveries/s | commit p50 µs | commit p99 µs |');
+console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of results) {
   console.log(
-    `| ${r.store} | ${r.batch} | ${fmt(r.commits / r.seconds)} | ${fmt(r.ops / r.seconds)} | ` +
+    `| ${r.pattern} | ${r.store} | ${r.batch} | ${fmt(r.commits / r.seconds)} | ${fmt(r.ops / r.seconds)} | ` +
       `${fmt((r.commits * r.batch) / r.seconds)} | ${r.p50us.toFixed(1)} | ${r.p99us.toFixed(1)} |`,
   );
 }

@@ -233,10 +233,12 @@ export class Broker {
       this.logger.warning('retained_rejected', { topic: msg.topic, reason: 'max_retained_messages', max: r.max_retained_messages });
       return;
     }
-    let stored: Message = msg;
-    if (r.msg_expiry_interval > 0 && msg.expiresAt === 0) {
-      stored = { ...msg, expiresAt: msg.timestamp + r.msg_expiry_interval, wire: undefined };
-    }
+    // The retained copy is a message of its own, with its own id: sessions reference stored
+    // message bodies by id and count references per Message object, so two objects sharing an
+    // id (this copy and `msg`, both queued for persistent sessions) would let the last
+    // acknowledgement of one delete the body the other still needs.
+    const expiresAt = r.msg_expiry_interval > 0 && msg.expiresAt === 0 ? msg.timestamp + r.msg_expiry_interval : msg.expiresAt;
+    const stored: Message = { ...msg, id: this.newMessageId(), expiresAt, wire: undefined, wireForm: undefined, wireMore: undefined, refs: undefined };
     this.retained.set(stored);
     this.store?.putRetained(this.retained.get(msg.topic) ?? stored);
     this.cRetained.value++;
@@ -457,8 +459,12 @@ export class Broker {
     if (maxId >= this.nextMessageId) this.nextMessageId = maxId + 1;
   }
 
+  /**
+   * A retained message from the store. It gets a new id: bodies queued for sessions are
+   * restored as separate objects, and one of them may carry the id this message was stored with.
+   */
   restoreRetained(msg: StoredMessage): void {
-    this.retained.set(msg);
+    this.retained.set({ ...msg, id: this.newMessageId() });
   }
 
   /** A delayed will from before the restart: due now or later (it is not written again). */

@@ -41,6 +41,7 @@ export function restoreDurableState(broker: Broker, state: DurableState, now: nu
   const messages = new Map<number, Message>();
   for (const [id, m] of state.messages) messages.set(id, { ...m, refs: 0 });
 
+  const live = new Set<string>();
   for (const ps of state.sessions) {
     // A session whose client was connected when the broker stopped starts its clock now.
     const leftAt = ps.disconnectedAt === 0 ? now : ps.disconnectedAt;
@@ -78,6 +79,7 @@ export function restoreDurableState(broker: Broker, state: DurableState, now: nu
     }
     for (const id of ps.awaitingRel) session.restoreAwaitingRel(id);
     broker.registerSession(session);
+    live.add(ps.clientId);
     session.startExpiryClock(Number.isFinite(ps.expiryInterval) ? leftAt + ps.expiryInterval - now : Infinity);
     summary.sessions++;
   }
@@ -85,7 +87,9 @@ export function restoreDurableState(broker: Broker, state: DurableState, now: nu
   for (const m of messages.values()) if (m.refs === 0) store.deleteMessage(m.id);
 
   for (const w of state.wills) {
-    broker.restoreWill(w.clientId, w.message, w.dueAt, now);
+    // A will waits for its delay or the end of its session, whichever comes first
+    // [MQTT-3.1.3-9]: a session that ended while the broker was down sends it at start.
+    broker.restoreWill(w.clientId, w.message, live.has(w.clientId) ? w.dueAt : now, now);
     summary.wills++;
   }
   for (const d of state.delayed) {

@@ -122,6 +122,14 @@ export interface DurableStore {
   putDelayed(d: PersistedDelayed): void;
   deleteDelayed(messageId: number): void;
 
+  /**
+   * Checks that a write transaction commits now, leaving nothing behind; throws StoreError
+   * when it does not. The current batch is not touched. Used while the broker is in its store
+   * error state, so that it notices the store works again even when no batch is written
+   * (QoS 1/2 PUBLISHes are refused then, so they write nothing).
+   */
+  probe(): void;
+
   // --- group commit --------------------------------------------------------------------
   /** True when writes await commit. */
   readonly pending: boolean;

@@ -44,6 +44,7 @@ function startPetrel(port: number, dir: string): Promise<ChildProcess> {
     '--set', 'listeners.ssl.default.enable=false',
     '--set', 'listeners.ws.default.enable=false',
     '--set', 'listeners.wss.default.enable=false',
+    '--set', 'dashboard.listeners.http.enable=false',
     '--set', 'log.level=warning',
     '--set', 'mqtt.max_mqueue_len=1000000',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });

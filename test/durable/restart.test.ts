@@ -9,13 +9,15 @@ import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBroker } from '../../src/app.js';
+import Database from 'better-sqlite3';
 import { MemoryLogSink } from '../../src/observability/index.js';
+import { SqliteDurableStore } from '../../src/store/index.js';
 import type { ProtocolVersion, PublishPacket, WillMessage } from '../../src/codec/index.js';
 import {
   RawClient,
@@ -134,6 +136,61 @@ test('retained messages survive a restart: set, replaced, deleted, and expired w
   b = await durable(dir);
   assert.equal(restored(b).retained, 3);
   assert.equal(restored(b).retainedExpired, 0);
+});
+
+test('a retained message queued for two persistent sessions (published, then sent for a new subscription) survives one of them acknowledging it', async () => {
+  const dir = tempDir();
+  let b = await durable(dir);
+  const early = await client(b.port, 5, 'rq-early', persistent(5));
+  await early.subscribe('rq/#', 1);
+  await drop(b, early, 'rq-early');
+  const pub = await client(b.port, 5, 'rq-pub');
+  await pub.publish('rq/status', 'up', 1, { retain: true }); // queued for rq-early
+  const late = await client(b.port, 5, 'rq-late', persistent(5));
+  await late.subscribe('rq/#', 1);
+  const first = await late.next(3); // the retained copy, in flight, not acknowledged
+  assert.equal(first.retain, true);
+  await drop(b, late, 'rq-late');
+  // rq-early comes back and acknowledges its copy: the other one must stay in the store.
+  const e = await reconnect(b.port, 5, 'rq-early', persistent(5), true);
+  assert.equal(text(await e.c.next(3)), 'up');
+  await e.c.sync();
+  await stop(b);
+
+  b = await durable(dir);
+  assert.equal(restored(b).messages, 1);
+  const l = await reconnect(b.port, 5, 'rq-late', persistent(5), true);
+  assert.equal(l.present, true);
+  const again = await l.c.next(3);
+  assert.deepEqual([again.topic, text(again), again.dup, again.retain], ['rq/status', 'up', true, true]);
+  await l.c.sync(); // its PUBACK handled
+  await stop(b);
+
+  // The same after a restart: the retained message comes back from the store while a copy
+  // sent for an earlier subscription is still queued; a new subscriber acknowledging the
+  // retained one must not take the queued copy with it.
+  b = await durable(dir);
+  assert.equal(restored(b).messages, 0);
+  const pub2 = await client(b.port, 5, 'rq-pub');
+  await pub2.publish('rq/status', 'up2', 1, { retain: true }); // queued for both (offline)
+  const third = await reconnect(b.port, 5, 'rq-third', persistent(5));
+  await third.c.subscribe('rq/#', 1);
+  assert.equal(text(await third.c.next(3)), 'up2'); // the retained copy, not acknowledged
+  await drop(b, third.c, 'rq-third');
+  await stop(b);
+  b = await durable(dir);
+  assert.equal(restored(b).messages, 3);
+  const fourth = await reconnect(b.port, 5, 'rq-fourth', persistent(5), true);
+  await fourth.c.subscribe('rq/#', 1);
+  assert.equal(text(await fourth.c.next(3)), 'up2'); // the retained message restored from the store
+  await fourth.c.sync();
+  await stop(b);
+  b = await durable(dir);
+  assert.equal(restored(b).messages, 3, 'the copies queued for rq-early, rq-late and rq-third are still stored');
+  for (const id of ['rq-early', 'rq-late', 'rq-third']) {
+    const x = await reconnect(b.port, 5, id, persistent(5), true);
+    assert.equal(text(await x.c.next(3)), 'up2', id);
+  }
 });
 
 test('sessions that expired while down are gone (session present 0, queue dropped, counted); the others resume', async () => {
@@ -269,6 +326,30 @@ test('a delayed will pending at shutdown is published after the restart when due
   // Published or cancelled: none is left in the store.
   b = await durable(dir);
   assert.equal(restored(b).wills, 0);
+});
+
+test('a delayed will whose session expired while down is published at start [MQTT-3.1.3-9: delay or session end, whichever first]', async () => {
+  const dir = tempDir();
+  let b = await durable(dir);
+  const watcher = await client(b.port, 5, 'w-watch', persistent(5));
+  await watcher.subscribe('will/#', 1);
+  const w = await client(b.port, 5, 'w-short', {
+    ...persistent(5, 1),
+    will: { topic: 'will/short', payload: Buffer.from('ended'), qos: 1, retain: false, properties: { willDelayInterval: 600 } },
+  });
+  await drop(b, w, 'w-short');
+  await stop(b);
+  await sleep(1100); // the session (1 s) ends while the broker is down; the will delay (600 s) has not passed
+
+  b = await durable(dir);
+  const r = restored(b);
+  assert.equal(r.sessionsExpired, 1);
+  assert.equal(r.wills, 1);
+  const { c } = await reconnect(b.port, 5, 'w-watch', persistent(5), true); // subscribed before the restart
+  const p = await c.next(3, 3000);
+  assert.equal(p.topic, 'will/short');
+  assert.equal(text(p), 'ended');
+  assert.equal(b.petrel.broker.pendingWillCount, 0);
 });
 
 test('a delayed publish pending at restart is delivered at its time, once', async () => {
@@ -480,12 +561,14 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-async function startFails(dataDir: string): Promise<{ error: Error; logs: MemoryLogSink; port: number }> {
+/** Starts a broker on `dataDir` that must fail; `stopAfter` false leaves it as a failed start() does. */
+async function startFails(dataDir: string, stopAfter = true): Promise<{ error: Error; logs: MemoryLogSink; port: number }> {
   const port = await freePort();
   const logs = new MemoryLogSink();
   const petrel = createBroker({
     durable_storage: { mode: 'durable' },
     node: { data_dir: dataDir },
+    dashboard: { listeners: { http: { enable: false } } },
     listeners: {
       tcp: { default: { bind: `127.0.0.1:${port}` } },
       ssl: { default: { enable: false } },
@@ -504,7 +587,7 @@ async function startFails(dataDir: string): Promise<{ error: Error; logs: Memory
     assert.equal(await listening(port), false, 'the broker does not listen');
     return { error, logs, port };
   } finally {
-    await petrel.stop();
+    if (stopAfter) await petrel.stop();
   }
 }
 
@@ -529,6 +612,35 @@ test('a garbage petrel.db stops start(), naming the file, and is left as it was'
   assert.deepEqual(readdirSync(dir).sort(), ['petrel.db']);
 });
 
+test('a database that opens but cannot be read stops start(), naming the file, and releases the directory', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'petrel.db');
+  const s = new SqliteDurableStore({ dir, sync: 'normal' });
+  s.open();
+  s.putSession('c', 60_000);
+  s.commit();
+  s.close();
+  // Overwrite the sessions table's page: the header and the schema stay readable.
+  const db = new Database(file);
+  const root = (db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").get() as { rootpage: number }).rootpage;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.close();
+  const fd = openSync(file, 'r+');
+  writeSync(fd, Buffer.alloc(pageSize, 0xee), 0, pageSize, (root - 1) * pageSize);
+  closeSync(fd);
+
+  const { error } = await startFails(dir, false);
+  assert.ok(error.message.includes(file), error.message);
+  assert.match(error.message, /malformed|SQLITE_CORRUPT/);
+  // The failed start let go of the directory: it can be opened again at once (not SQLITE_BUSY).
+  const again = new SqliteDurableStore({ dir, sync: 'normal' });
+  try {
+    again.open();
+  } finally {
+    again.close();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Crash variants: a `petrel start` child killed with SIGKILL.
 
@@ -543,6 +655,7 @@ class Child {
       '--set', 'listeners.ssl.default.enable=false',
       '--set', 'listeners.ws.default.enable=false',
       '--set', 'listeners.wss.default.enable=false',
+      '--set', 'dashboard.listeners.http.enable=false', // its fixed port would collide with other test runs
       '--set', 'log.level=info',
       '--set', 'mqtt.max_inflight=2',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -636,6 +749,7 @@ test('SIGKILL: retained, queued and in-flight QoS 1, a pending delayed will and 
     assert.equal(r.messages, 3);
 
     const watch = await client(port, 5, 'k-watch');
+    watch.autoAck = true; // max_inflight is 2
     await watch.subscribe(['k/ret', 'k/gone', 'k/will', 'k/dl'], 1);
     const retained = await watch.next(3);
     assert.deepEqual([retained.topic, text(retained), retained.retain], ['k/ret', 'r2', true]);
@@ -661,6 +775,10 @@ test('SIGKILL: retained, queued and in-flight QoS 1, a pending delayed will and 
     const e = await reconnect(port, 5, 'k-exp', persistent(5), true);
     assert.equal(e.present, false);
     await e.c.none(3, 200);
+  } catch (err) {
+    // The broker's side of the story, for a failure in CI.
+    (err as Error).message += `\npetrel output:\n${child.out.slice(-4000)}`;
+    throw err;
   } finally {
     await child.kill();
   }

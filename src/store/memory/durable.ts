@@ -59,6 +59,10 @@ export class MemoryDurableStore extends BatchRecorder implements DurableStore {
     }
   }
 
+  probe(): void {
+    if (!this.opened) throw new StoreError('memory durable store: probe on a closed store', ':memory:');
+  }
+
   load(_now: number): DurableState {
     if (!this.opened) throw new StoreError('memory durable store: load on a closed store', ':memory:');
     let maxMessageId = 0;

@@ -1,6 +1,8 @@
 /**
  * The SQLite durable store (design.md "Persistence"): `<dir>/petrel.db`, WAL mode, one
- * transaction per batch (group commit), statements prepared once at open.
+ * transaction per batch (group commit), statements prepared once at open. writer.ts applies a
+ * batch in few statements: a message put and deleted in one batch never reaches the disk,
+ * runs of rows go in multi-row INSERTs and range DELETEs.
  *
  * - `sync: 'normal'` → `synchronous = NORMAL`: a commit reaches the OS before `commit()`
  *   returns, so it survives a crash of the process (SIGKILL); `'full'` → `synchronous = FULL`:
@@ -20,24 +22,15 @@ import type {
   DurableState,
   DurableStore,
   PersistedDelayed,
-  PersistedDelivery,
   PersistedSession,
-  PersistedSubscription,
   PersistedWill,
 } from '../durable.js';
 import type { QoS } from '../../codec/index.js';
 import type { StoredMessage } from '../types.js';
-import { BatchRecorder, Op } from '../batch.js';
+import { BatchRecorder } from '../batch.js';
 import { migrate } from './schema.js';
-import {
-  DELIVERY_STATES,
-  decodeSubscriptionIds,
-  encodeProperties,
-  encodeSubscriptionIds,
-  rowToMessage,
-  stateCode,
-  type MessageRow,
-} from './columns.js';
+import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, type MessageRow } from './columns.js';
+import { BatchWriter } from './writer.js';
 
 export interface SqliteDurableStoreOptions {
   /** The data directory (`node.data_dir`); created if missing. */
@@ -51,76 +44,12 @@ export const DATABASE_FILE = 'petrel.db';
 
 /** How long open() waits for a lock held by another process before giving up. */
 const BUSY_TIMEOUT_MS = 2000;
+/** Payload size of probe()'s row: a few pages, so that a database that cannot grow fails it. */
+const PROBE_BYTES = 16 * 1024;
 /** Truncate the WAL back to this size after a checkpoint. */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 type Stmt = Database.Statement<unknown[], unknown>;
-
-interface Statements {
-  putMessage: Stmt;
-  deleteMessage: Stmt;
-  putSession: Stmt;
-  sessionDisconnected: Stmt;
-  deleteSession: Stmt;
-  deleteSessionSubscriptions: Stmt;
-  deleteSessionDeliveries: Stmt;
-  deleteSessionAwaitingRel: Stmt;
-  putSubscription: Stmt;
-  deleteSubscription: Stmt;
-  putDelivery: Stmt;
-  updateDelivery: Stmt;
-  deleteDelivery: Stmt;
-  putAwaitingRel: Stmt;
-  deleteAwaitingRel: Stmt;
-  putRetained: Stmt;
-  deleteRetained: Stmt;
-  putWill: Stmt;
-  deleteWill: Stmt;
-  putDelayed: Stmt;
-  deleteDelayed: Stmt;
-}
-
-const MSG_COLS = 'topic, payload, qos, retain, sender, timestamp, expires_at, properties';
-const MSG_VALS = '?, ?, ?, ?, ?, ?, ?, ?';
-
-function prepareStatements(db: Database.Database): Statements {
-  const p = (sql: string): Stmt => db.prepare(sql);
-  return {
-    putMessage: p(`INSERT OR REPLACE INTO messages (id, ${MSG_COLS}) VALUES (?, ${MSG_VALS})`),
-    deleteMessage: p('DELETE FROM messages WHERE id = ?'),
-    // (Re)creating a session marks it connected: disconnected_at = 0.
-    putSession: p(
-      `INSERT INTO sessions (client_id, expiry_interval, disconnected_at) VALUES (?, ?, 0)
-       ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, disconnected_at = 0`,
-    ),
-    sessionDisconnected: p('UPDATE sessions SET disconnected_at = ? WHERE client_id = ?'),
-    deleteSession: p('DELETE FROM sessions WHERE client_id = ?'),
-    deleteSessionSubscriptions: p('DELETE FROM subscriptions WHERE client_id = ?'),
-    deleteSessionDeliveries: p('DELETE FROM deliveries WHERE client_id = ?'),
-    deleteSessionAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ?'),
-    putSubscription: p(
-      `INSERT OR REPLACE INTO subscriptions
-       (client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    deleteSubscription: p('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
-    putDelivery: p(
-      `INSERT OR REPLACE INTO deliveries
-       (client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    updateDelivery: p('UPDATE deliveries SET state = ?, packet_id = ? WHERE client_id = ? AND seq = ?'),
-    deleteDelivery: p('DELETE FROM deliveries WHERE client_id = ? AND seq = ?'),
-    putAwaitingRel: p('INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)'),
-    deleteAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?'),
-    putRetained: p(`INSERT OR REPLACE INTO retained (id, ${MSG_COLS}) VALUES (?, ${MSG_VALS})`),
-    deleteRetained: p('DELETE FROM retained WHERE topic = ?'),
-    putWill: p(`INSERT OR REPLACE INTO wills (client_id, id, ${MSG_COLS}, due_at) VALUES (?, ?, ${MSG_VALS}, ?)`),
-    deleteWill: p('DELETE FROM wills WHERE client_id = ?'),
-    putDelayed: p(`INSERT OR REPLACE INTO delayed (message_id, ${MSG_COLS}, due_at) VALUES (?, ${MSG_VALS}, ?)`),
-    deleteDelayed: p('DELETE FROM delayed WHERE message_id = ?'),
-  };
-}
 
 export class SqliteDurableStore extends BatchRecorder implements DurableStore {
   /** The database file: `<dir>/petrel.db`. */
@@ -128,8 +57,9 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
   readonly dir: string;
   readonly sync: 'normal' | 'full';
   private db: Database.Database | null = null;
-  private st: Statements | null = null;
+  private writer: BatchWriter | null = null;
   private tx: (() => void) | null = null;
+  private probeTx: (() => void) | null = null;
 
   constructor(options: SqliteDurableStoreOptions) {
     super();
@@ -169,13 +99,27 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
       db.pragma('foreign_keys = OFF');
       db.pragma('temp_store = MEMORY');
       db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
+      // wal_autocheckpoint stays at SQLite's 1000 pages: 4x that saved no measurable broker
+      // time, and a checkpoint's event-loop stall grows with it (docs/benchmarks.md).
       migrate(db, file);
-      this.st = prepareStatements(db);
-      this.tx = db.transaction(() => this.apply());
+      const writer = new BatchWriter(db);
+      this.writer = writer;
+      this.tx = db.transaction(() => writer.apply(this.ops, this.count));
+      // probe(): a message row with id 0 (never a real message id) big enough to need new pages.
+      const probeInsert: Stmt = db.prepare(
+        `INSERT OR REPLACE INTO messages (id, topic, payload, qos, retain, sender, timestamp, expires_at, properties)
+         VALUES (0, '', zeroblob(${PROBE_BYTES}), 0, 0, '', 0, 0, NULL)`,
+      );
+      const probeDelete: Stmt = db.prepare('DELETE FROM messages WHERE id = 0');
+      this.probeTx = db.transaction(() => {
+        probeInsert.run();
+        probeDelete.run();
+      });
       this.db = db;
     } catch (err) {
-      this.st = null;
+      this.writer = null;
       this.tx = null;
+      this.probeTx = null;
       try {
         db.close();
       } catch {
@@ -191,8 +135,10 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     const db = this.db;
     if (db === null) return;
     this.db = null;
-    this.st = null;
+    this.writer?.reset();
+    this.writer = null;
     this.tx = null;
+    this.probeTx = null;
     try {
       db.close();
     } catch (err) {
@@ -205,11 +151,27 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     try {
       if (this.tx === null) throw new StoreError(`durable store ${this.file}: commit on a closed store`, this.file);
       this.tx();
+      this.writer!.committed();
     } catch (err) {
       if (err instanceof StoreError) throw err;
       throw new StoreError(`durable store ${this.file}: commit failed: ${describe(err)}`, this.file, err);
     } finally {
+      this.writer?.reset();
       this.discard();
+    }
+  }
+
+  /**
+   * One transaction that inserts a row of a few pages and deletes it again: it fails, as a
+   * batch would, while the database cannot grow or the disk rejects writes.
+   */
+  probe(): void {
+    try {
+      if (this.probeTx === null) throw new StoreError(`durable store ${this.file}: probe on a closed store`, this.file);
+      this.probeTx();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`durable store ${this.file}: write check failed: ${describe(err)}`, this.file, err);
     }
   }
 
@@ -220,152 +182,6 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
       return db.transaction(() => loadState(db))();
     } catch (err) {
       throw new StoreError(`durable store ${this.file}: cannot load: ${describe(err)}`, this.file, err);
-    }
-  }
-
-  /** Runs inside the batch transaction. */
-  private apply(): void {
-    const s = this.st!;
-    const ops = this.ops;
-    const n = this.count;
-    for (let i = 0; i < n; i++) {
-      const op = ops[i]!;
-      switch (op.kind) {
-        case Op.PutMessage: {
-          const m = op.obj as StoredMessage;
-          s.putMessage.run(
-            m.id,
-            m.topic,
-            m.payload,
-            m.qos,
-            m.retain ? 1 : 0,
-            m.from,
-            m.timestamp,
-            m.expiresAt,
-            m.properties === undefined ? null : encodeProperties(m.properties),
-          );
-          break;
-        }
-        case Op.DeleteMessage:
-          s.deleteMessage.run(op.a);
-          break;
-        case Op.PutSession:
-          s.putSession.run(op.key, op.a === Infinity ? -1 : op.a);
-          break;
-        case Op.SessionDisconnected:
-          s.sessionDisconnected.run(op.a, op.key);
-          break;
-        case Op.DeleteSession:
-          s.deleteSession.run(op.key);
-          s.deleteSessionSubscriptions.run(op.key);
-          s.deleteSessionDeliveries.run(op.key);
-          s.deleteSessionAwaitingRel.run(op.key);
-          break;
-        case Op.PutSubscription: {
-          const sub = op.obj as PersistedSubscription;
-          s.putSubscription.run(
-            op.key,
-            sub.filter,
-            sub.qos,
-            sub.noLocal ? 1 : 0,
-            sub.retainAsPublished ? 1 : 0,
-            sub.retainHandling,
-            sub.subscriptionId,
-          );
-          break;
-        }
-        case Op.DeleteSubscription:
-          s.deleteSubscription.run(op.key, op.key2);
-          break;
-        case Op.PutDelivery: {
-          const d = op.obj as PersistedDelivery;
-          s.putDelivery.run(
-            op.key,
-            d.seq,
-            d.messageId,
-            d.qos,
-            d.retain ? 1 : 0,
-            encodeSubscriptionIds(d.subscriptionIds),
-            d.packetId,
-            stateCode(d.state),
-          );
-          break;
-        }
-        case Op.DeliveryPublish:
-          s.updateDelivery.run(1, op.b, op.key, op.a);
-          break;
-        case Op.DeliveryPubrel:
-          s.updateDelivery.run(2, op.b, op.key, op.a);
-          break;
-        case Op.DeleteDelivery:
-          s.deleteDelivery.run(op.key, op.a);
-          break;
-        case Op.PutAwaitingRel:
-          s.putAwaitingRel.run(op.key, op.a);
-          break;
-        case Op.DeleteAwaitingRel:
-          s.deleteAwaitingRel.run(op.key, op.a);
-          break;
-        case Op.PutRetained: {
-          const m = op.obj as StoredMessage;
-          s.putRetained.run(
-            m.id,
-            m.topic,
-            m.payload,
-            m.qos,
-            m.retain ? 1 : 0,
-            m.from,
-            m.timestamp,
-            m.expiresAt,
-            m.properties === undefined ? null : encodeProperties(m.properties),
-          );
-          break;
-        }
-        case Op.DeleteRetained:
-          s.deleteRetained.run(op.key);
-          break;
-        case Op.PutWill: {
-          const w = op.obj as PersistedWill;
-          const m = w.message;
-          s.putWill.run(
-            w.clientId,
-            m.id,
-            m.topic,
-            m.payload,
-            m.qos,
-            m.retain ? 1 : 0,
-            m.from,
-            m.timestamp,
-            m.expiresAt,
-            m.properties === undefined ? null : encodeProperties(m.properties),
-            w.dueAt,
-          );
-          break;
-        }
-        case Op.DeleteWill:
-          s.deleteWill.run(op.key);
-          break;
-        case Op.PutDelayed: {
-          const d = op.obj as PersistedDelayed;
-          const m = d.message;
-          s.putDelayed.run(
-            m.id,
-            m.topic,
-            m.payload,
-            m.qos,
-            m.retain ? 1 : 0,
-            m.from,
-            m.timestamp,
-            m.expiresAt,
-            m.properties === undefined ? null : encodeProperties(m.properties),
-            d.dueAt,
-          );
-          break;
-        }
-        case Op.DeleteDelayed:
-          s.deleteDelayed.run(op.a);
-          break;
-      }
     }
   }
 }
@@ -532,3 +348,4 @@ function describe(err: unknown): string {
   }
   return String(err);
 }
+

@@ -1,0 +1,647 @@
+/**
+ * Applies a recorded batch to SQLite in as few statements as the batch allows (the store's
+ * commit runs on the event loop, and the statement calls are most of its cost).
+ *
+ * The batch is applied in one transaction, so only its end state is visible: ops may be
+ * applied in any order that reaches the same end state. Two ops reach the same end state in
+ * either order when they touch different tables, or different rows of one table (no
+ * triggers, no foreign keys). So:
+ *
+ * - The cold tables (sessions, subscriptions, retained, wills, delayed) get one statement per
+ *   op, in the order recorded, as the ops are read.
+ * - The hot tables (messages, deliveries, awaiting_rel) are reduced to one net change per row
+ *   while the ops are read (the last put wins; an update after a put of the batch is folded
+ *   into it; a delete after a put undoes it), and written after the cold ops, grouped:
+ *   multi-row INSERTs, DELETEs of consecutive keys as one range, other DELETEs as IN lists.
+ * - `deleteSession` deletes the client's rows of every table at its place in the order, and
+ *   forgets what the batch recorded for the client's hot rows before it: those rows would
+ *   have been deleted by it. What the batch records for the client after it is written after
+ *   it, with the hot rows.
+ *
+ * A put that a delete of the same batch undoes reaches SQLite only when the row might have
+ * existed before the batch: then the DELETE stays (for its row). Whether it might is known
+ * from watermarks: no message row has an id above `maxMessageId` (initialised from the table
+ * at open, raised by every commit), and no delivery row of a client has a seq above that
+ * client's watermark (read from the table the first time it is needed, raised by every
+ * commit, dropped when the client's rows are deleted). awaiting_rel has no such order (packet
+ * ids are reused), so there a put undone by a delete leaves only the DELETE.
+ */
+import type Database from 'better-sqlite3';
+import type { PersistedDelayed, PersistedDelivery, PersistedSubscription, PersistedWill } from '../durable.js';
+import type { StoredMessage } from '../types.js';
+import { Op, type OpRecord } from '../batch.js';
+import { encodeProperties, encodeSubscriptionIds, stateCode } from './columns.js';
+
+type Stmt = Database.Statement<unknown[], unknown>;
+
+/**
+ * Rows per multi-row INSERT, and keys per IN list. The values go to `run()` as separate
+ * arguments (spread): better-sqlite3 reads those directly, an array argument element by
+ * element through the V8 API, which made binding a third dearer.
+ */
+const CHUNK = 32;
+/** Net entries and client buckets kept for the next batch; a bigger burst is left to the GC. */
+const POOL_KEEP = 4096;
+
+const MSG_COLS = 'topic, payload, qos, retain, sender, timestamp, expires_at, properties';
+const MSG_VALS = '?, ?, ?, ?, ?, ?, ?, ?';
+const MSG_WIDTH = 9;
+const DELIVERY_COLS = 'client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state';
+const DELIVERY_WIDTH = 8;
+
+/** `(?, ?), (?, ?)` for n rows of `width` values. */
+function valueRows(n: number, width: number): string {
+  const row = `(${Array<string>(width).fill('?').join(', ')})`;
+  return Array<string>(n).fill(row).join(', ');
+}
+
+function placeholders(n: number): string {
+  return Array<string>(n).fill('?').join(', ');
+}
+
+/** One statement per size 1..CHUNK, prepared the first time that size is used. */
+class SizedStatement {
+  private readonly bySize: Array<Stmt | undefined> = [];
+  constructor(
+    private readonly db: Database.Database,
+    private readonly sql: (n: number) => string,
+  ) {}
+  get(n: number): Stmt {
+    let st = this.bySize[n];
+    if (st === undefined) this.bySize[n] = st = this.db.prepare(this.sql(n));
+    return st;
+  }
+}
+
+interface Statements {
+  putSession: Stmt;
+  sessionDisconnected: Stmt;
+  deleteSession: Stmt;
+  deleteSessionSubscriptions: Stmt;
+  deleteSessionDeliveries: Stmt;
+  deleteSessionAwaitingRel: Stmt;
+  putSubscription: Stmt;
+  deleteSubscription: Stmt;
+  putRetained: Stmt;
+  deleteRetained: Stmt;
+  putWill: Stmt;
+  deleteWill: Stmt;
+  putDelayed: Stmt;
+  deleteDelayed: Stmt;
+
+  putMessages: SizedStatement;
+  deleteMessageRange: Stmt;
+  deleteMessages: SizedStatement;
+  putDeliveries: SizedStatement;
+  updateDelivery: Stmt;
+  deleteDeliveryRange: Stmt;
+  deleteDeliveries: SizedStatement;
+  putAwaitingRel: Stmt;
+  deleteAwaitingRel: Stmt;
+
+  maxMessageId: Stmt;
+  maxSeq: Stmt;
+}
+
+function prepareStatements(db: Database.Database): Statements {
+  const p = (sql: string): Stmt => db.prepare(sql);
+  const sized = (sql: (n: number) => string): SizedStatement => new SizedStatement(db, sql);
+  return {
+    // (Re)creating a session marks it connected: disconnected_at = 0.
+    putSession: p(
+      `INSERT INTO sessions (client_id, expiry_interval, disconnected_at) VALUES (?, ?, 0)
+       ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, disconnected_at = 0`,
+    ),
+    sessionDisconnected: p('UPDATE sessions SET disconnected_at = ? WHERE client_id = ?'),
+    deleteSession: p('DELETE FROM sessions WHERE client_id = ?'),
+    deleteSessionSubscriptions: p('DELETE FROM subscriptions WHERE client_id = ?'),
+    deleteSessionDeliveries: p('DELETE FROM deliveries WHERE client_id = ?'),
+    deleteSessionAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ?'),
+    putSubscription: p(
+      `INSERT OR REPLACE INTO subscriptions
+       (client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteSubscription: p('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
+    putRetained: p(`INSERT OR REPLACE INTO retained (id, ${MSG_COLS}) VALUES (?, ${MSG_VALS})`),
+    deleteRetained: p('DELETE FROM retained WHERE topic = ?'),
+    putWill: p(`INSERT OR REPLACE INTO wills (client_id, id, ${MSG_COLS}, due_at) VALUES (?, ?, ${MSG_VALS}, ?)`),
+    deleteWill: p('DELETE FROM wills WHERE client_id = ?'),
+    putDelayed: p(`INSERT OR REPLACE INTO delayed (message_id, ${MSG_COLS}, due_at) VALUES (?, ${MSG_VALS}, ?)`),
+    deleteDelayed: p('DELETE FROM delayed WHERE message_id = ?'),
+
+    putMessages: sized((n) => `INSERT OR REPLACE INTO messages (id, ${MSG_COLS}) VALUES ${valueRows(n, MSG_WIDTH)}`),
+    deleteMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
+    deleteMessages: sized((n) => `DELETE FROM messages WHERE id IN (${placeholders(n)})`),
+    putDeliveries: sized((n) => `INSERT OR REPLACE INTO deliveries (${DELIVERY_COLS}) VALUES ${valueRows(n, DELIVERY_WIDTH)}`),
+    updateDelivery: p('UPDATE deliveries SET state = ?, packet_id = ? WHERE client_id = ? AND seq = ?'),
+    deleteDeliveryRange: p('DELETE FROM deliveries WHERE client_id = ? AND seq BETWEEN ? AND ?'),
+    deleteDeliveries: sized((n) => `DELETE FROM deliveries WHERE client_id = ? AND seq IN (${placeholders(n)})`),
+    putAwaitingRel: p('INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)'),
+    deleteAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?'),
+
+    maxMessageId: p('SELECT coalesce(max(id), 0) AS m FROM messages'),
+    maxSeq: p('SELECT coalesce(max(seq), 0) AS m FROM deliveries WHERE client_id = ?'),
+  };
+}
+
+/** What a batch does to one hot row, all its ops taken together. */
+const PUT = 1;
+/** (deliveries) Sets state and packet id of a row the batch did not put. */
+const UPDATE = 2;
+const ABSENT = 3;
+
+/** The net change of one message or delivery row. */
+class Net {
+  /** Message id or delivery seq. */
+  key = 0;
+  kind = PUT;
+  /** PUT: the row (a StoredMessage or a PersistedDelivery). */
+  row: StoredMessage | PersistedDelivery | null = null;
+  /** Delivery PUT: the state code an update of the batch gave it (-1: none). UPDATE: the new state code. */
+  state = -1;
+  packetId = 0;
+}
+
+/**
+ * The nets of one table (messages) or of one client's rows of a table (deliveries), in the
+ * order their keys first appeared. Finding a key's net needs no index while the batch
+ * records keys in the usual order: puts at ascending keys above every other key (new
+ * messages and deliveries), other ops at ascending keys below every put key (acknowledged
+ * ones). An op that breaks that order switches the set to a Map index for the rest of the
+ * batch.
+ */
+class NetSet {
+  readonly list: Net[] = [];
+  private readonly index = new Map<number, Net>();
+  private indexed = false;
+  /** Put keys so far (ascending while not indexed): the first and the last. */
+  private firstUp = Infinity;
+  private lastUp = -Infinity;
+  /** Other keys so far (ascending while not indexed): the last. */
+  private lastLow = -Infinity;
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** The net of `key`, if the batch has one; `up`: asked for a put. */
+  get(key: number, up: boolean): Net | undefined {
+    if (!this.indexed) {
+      if (up ? key > this.lastUp && key > this.lastLow : key > this.lastLow && key < this.firstUp) return undefined;
+      for (const n of this.list) this.index.set(n.key, n);
+      this.indexed = true;
+    }
+    return this.index.get(key);
+  }
+
+  /** Adds the net of a key that `get(key, up)` just did not find. */
+  add(net: Net, up: boolean): void {
+    this.list.push(net);
+    if (this.indexed) {
+      this.index.set(net.key, net);
+    } else if (up) {
+      if (this.firstUp === Infinity) this.firstUp = net.key;
+      this.lastUp = net.key;
+    } else {
+      this.lastLow = net.key;
+    }
+  }
+
+  clear(): void {
+    this.list.length = 0;
+    if (this.indexed) this.index.clear();
+    this.indexed = false;
+    this.firstUp = Infinity;
+    this.lastUp = -Infinity;
+    this.lastLow = -Infinity;
+  }
+}
+
+/** What the batch does to one client's hot rows. */
+class ClientBatch {
+  clientId = '';
+  readonly deliveries = new NetSet();
+  /** awaiting_rel packet id -> present at the end of the batch. */
+  readonly rel = new Map<number, boolean>();
+  /** deleteSession ran for this client earlier in the batch: none of its hot rows predates the hot writes. */
+  cleared = false;
+  /** Some ABSENT delivery had a put of the batch undone. */
+  undone = false;
+  /** Largest seq the batch puts (-1: none). */
+  maxPutSeq = -1;
+}
+
+const byKey = (a: Net, b: Net): number => a.key - b.key;
+
+export class BatchWriter {
+  private readonly st: Statements;
+  /** No message row has a larger id. */
+  private maxMessageId: number;
+  /** client id -> no delivery row of that client has a larger seq. Absent: not known yet. */
+  private readonly maxSeq = new Map<string, number>();
+
+  // --- per batch (reset by `reset()`) ---
+  private readonly messages = new NetSet();
+  private readonly clients = new Map<string, ClientBatch>();
+  private maxPutMessageId = 0;
+  private readonly netPool: Net[] = [];
+  private netCount = 0;
+  private readonly clientPool: ClientBatch[] = [];
+  /** The bucket `client()` returned last: consecutive ops are mostly for one client. */
+  private lastClient: ClientBatch | null = null;
+  // Scratch, reused.
+  private readonly puts: Net[] = [];
+  private readonly putClients: string[] = [];
+  private readonly absent: Net[] = [];
+  private readonly singles: number[] = [];
+  private readonly args: unknown[] = [];
+
+  constructor(db: Database.Database) {
+    this.st = prepareStatements(db);
+    this.maxMessageId = (this.st.maxMessageId.get() as { m: number }).m;
+  }
+
+  /** Applies `ops[0 .. n)`; runs inside the batch's transaction. */
+  apply(ops: readonly OpRecord[], n: number): void {
+    for (let i = 0; i < n; i++) this.read(ops[i]!);
+    this.writeMessages();
+    this.writeDeliveries();
+    this.writeAwaitingRel();
+  }
+
+  /** The transaction committed: what the batch wrote raises the watermarks. */
+  committed(): void {
+    if (this.maxPutMessageId > this.maxMessageId) this.maxMessageId = this.maxPutMessageId;
+    for (const c of this.clients.values()) {
+      if (c.cleared) {
+        this.maxSeq.delete(c.clientId); // read again when needed
+        continue;
+      }
+      const known = this.maxSeq.get(c.clientId);
+      if (known !== undefined && c.maxPutSeq > known) this.maxSeq.set(c.clientId, c.maxPutSeq);
+    }
+  }
+
+  /** Forgets the batch (after commit or failure). */
+  reset(): void {
+    const pool = this.netPool;
+    for (let i = 0; i < this.netCount; i++) pool[i]!.row = null; // don't pin payloads
+    this.netCount = 0;
+    if (pool.length > POOL_KEEP) pool.length = POOL_KEEP;
+    this.messages.clear();
+    for (const c of this.clients.values()) {
+      c.deliveries.clear();
+      c.rel.clear();
+      if (this.clientPool.length < POOL_KEEP) this.clientPool.push(c);
+    }
+    this.clients.clear();
+    this.lastClient = null;
+    this.maxPutMessageId = 0;
+    this.puts.length = 0;
+    this.putClients.length = 0;
+    this.absent.length = 0;
+  }
+
+  private net(key: number): Net {
+    let n = this.netPool[this.netCount];
+    if (n === undefined) this.netPool.push((n = new Net()));
+    this.netCount++;
+    n.key = key;
+    n.kind = PUT;
+    n.row = null;
+    n.state = -1;
+    n.packetId = 0;
+    return n;
+  }
+
+  private client(clientId: string): ClientBatch {
+    const last = this.lastClient;
+    if (last !== null && last.clientId === clientId) return last;
+    let c = this.clients.get(clientId);
+    if (c === undefined) {
+      c = this.clientPool.pop() ?? new ClientBatch();
+      c.clientId = clientId;
+      c.cleared = false;
+      c.undone = false;
+      c.maxPutSeq = -1;
+      this.clients.set(clientId, c);
+    }
+    this.lastClient = c;
+    return c;
+  }
+
+  /** Takes one op into the batch's net changes, or runs it now (cold tables). */
+  private read(op: OpRecord): void {
+    const s = this.st;
+    switch (op.kind) {
+      case Op.PutMessage: {
+        let m = this.messages.get(op.a, true);
+        if (m === undefined) this.messages.add((m = this.net(op.a)), true);
+        m.kind = PUT;
+        m.row = op.obj as StoredMessage;
+        if (op.a > this.maxPutMessageId) this.maxPutMessageId = op.a;
+        break;
+      }
+      case Op.DeleteMessage: {
+        let m = this.messages.get(op.a, false);
+        if (m === undefined) this.messages.add((m = this.net(op.a)), false);
+        m.kind = ABSENT;
+        m.row = null;
+        break;
+      }
+      case Op.PutDelivery: {
+        const c = this.client(op.key);
+        let d = c.deliveries.get(op.a, true);
+        if (d === undefined) c.deliveries.add((d = this.net(op.a)), true);
+        d.kind = PUT;
+        d.row = op.obj as PersistedDelivery;
+        d.state = -1;
+        if (op.a > c.maxPutSeq) c.maxPutSeq = op.a;
+        break;
+      }
+      case Op.DeliveryPublish:
+      case Op.DeliveryPubrel: {
+        const c = this.client(op.key);
+        let d = c.deliveries.get(op.a, false);
+        if (d === undefined) {
+          c.deliveries.add((d = this.net(op.a)), false);
+          d.kind = UPDATE;
+        } else if (d.kind === ABSENT) {
+          break; // updating a deleted row changes nothing
+        }
+        d.state = op.kind === Op.DeliveryPublish ? 1 : 2;
+        d.packetId = op.b;
+        break;
+      }
+      case Op.DeleteDelivery: {
+        const c = this.client(op.key);
+        let d = c.deliveries.get(op.a, false);
+        if (d === undefined) c.deliveries.add((d = this.net(op.a)), false);
+        else if (d.kind === PUT) c.undone = true;
+        d.kind = ABSENT;
+        d.row = null;
+        break;
+      }
+      case Op.PutAwaitingRel:
+        this.client(op.key).rel.set(op.a, true);
+        break;
+      case Op.DeleteAwaitingRel:
+        this.client(op.key).rel.set(op.a, false);
+        break;
+      case Op.DeleteSession: {
+        s.deleteSession.run(op.key);
+        s.deleteSessionSubscriptions.run(op.key);
+        s.deleteSessionDeliveries.run(op.key);
+        s.deleteSessionAwaitingRel.run(op.key);
+        const c = this.client(op.key);
+        c.deliveries.clear(); // their Nets stay in the pool until reset()
+        c.rel.clear();
+        c.cleared = true;
+        c.undone = false;
+        c.maxPutSeq = -1;
+        break;
+      }
+      case Op.PutSession:
+        s.putSession.run(op.key, op.a === Infinity ? -1 : op.a);
+        break;
+      case Op.SessionDisconnected:
+        s.sessionDisconnected.run(op.a, op.key);
+        break;
+      case Op.PutSubscription: {
+        const sub = op.obj as PersistedSubscription;
+        s.putSubscription.run(
+          op.key,
+          sub.filter,
+          sub.qos,
+          sub.noLocal ? 1 : 0,
+          sub.retainAsPublished ? 1 : 0,
+          sub.retainHandling,
+          sub.subscriptionId,
+        );
+        break;
+      }
+      case Op.DeleteSubscription:
+        s.deleteSubscription.run(op.key, op.key2);
+        break;
+      case Op.PutRetained: {
+        const m = op.obj as StoredMessage;
+        s.putRetained.run(
+          m.id,
+          m.topic,
+          m.payload,
+          m.qos,
+          m.retain ? 1 : 0,
+          m.from,
+          m.timestamp,
+          m.expiresAt,
+          m.properties === undefined ? null : encodeProperties(m.properties),
+        );
+        break;
+      }
+      case Op.DeleteRetained:
+        s.deleteRetained.run(op.key);
+        break;
+      case Op.PutWill: {
+        const w = op.obj as PersistedWill;
+        const m = w.message;
+        s.putWill.run(
+          w.clientId,
+          m.id,
+          m.topic,
+          m.payload,
+          m.qos,
+          m.retain ? 1 : 0,
+          m.from,
+          m.timestamp,
+          m.expiresAt,
+          m.properties === undefined ? null : encodeProperties(m.properties),
+          w.dueAt,
+        );
+        break;
+      }
+      case Op.DeleteWill:
+        s.deleteWill.run(op.key);
+        break;
+      case Op.PutDelayed: {
+        const d = op.obj as PersistedDelayed;
+        const m = d.message;
+        s.putDelayed.run(
+          m.id,
+          m.topic,
+          m.payload,
+          m.qos,
+          m.retain ? 1 : 0,
+          m.from,
+          m.timestamp,
+          m.expiresAt,
+          m.properties === undefined ? null : encodeProperties(m.properties),
+          d.dueAt,
+        );
+        break;
+      }
+      case Op.DeleteDelayed:
+        s.deleteDelayed.run(op.a);
+        break;
+    }
+  }
+
+  private writeMessages(): void {
+    if (this.messages.size === 0) return;
+    const puts = this.puts;
+    const absent = this.absent;
+    puts.length = 0;
+    absent.length = 0;
+    for (const m of this.messages.list) (m.kind === PUT ? puts : absent).push(m);
+
+    // Deletes: a row is there to delete only when its id is not above the watermark.
+    const wm = this.maxMessageId;
+    if (absent.length > 0) {
+      this.deleteKeys(absent, (key) => key <= wm, null, this.st.deleteMessageRange, this.st.deleteMessages);
+    }
+
+    const args = this.args;
+    const st = this.st.putMessages;
+    for (let i = 0; i < puts.length; i += CHUNK) {
+      const n = Math.min(CHUNK, puts.length - i);
+      args.length = n * MSG_WIDTH;
+      let a = 0;
+      for (let j = i; j < i + n; j++) {
+        const m = puts[j]!.row as StoredMessage;
+        args[a++] = m.id;
+        args[a++] = m.topic;
+        args[a++] = m.payload;
+        args[a++] = m.qos;
+        args[a++] = m.retain ? 1 : 0;
+        args[a++] = m.from;
+        args[a++] = m.timestamp;
+        args[a++] = m.expiresAt;
+        args[a++] = m.properties === undefined ? null : encodeProperties(m.properties);
+      }
+      st.get(n).run(...args);
+    }
+    args.length = 0;
+  }
+
+  private writeDeliveries(): void {
+    if (this.clients.size === 0) return;
+    const s = this.st;
+    const puts = this.puts;
+    const putClients = this.putClients;
+    const absent = this.absent;
+    puts.length = 0;
+    putClients.length = 0;
+    for (const c of this.clients.values()) {
+      if (c.deliveries.size === 0) continue;
+      const clientId = c.clientId;
+      absent.length = 0;
+      for (const d of c.deliveries.list) {
+        if (d.kind === PUT) {
+          puts.push(d);
+          putClients.push(clientId);
+        } else if (d.kind === ABSENT) {
+          absent.push(d);
+        } else if (!c.cleared) {
+          s.updateDelivery.run(d.state, d.packetId, clientId, d.key);
+        }
+      }
+      if (absent.length === 0 || c.cleared) continue;
+      // A row is there to delete unless a put of the batch was undone and its seq is above
+      // the client's watermark (read now, before this batch writes the client's rows).
+      let wm = Infinity;
+      if (c.undone) {
+        let known = this.maxSeq.get(clientId);
+        if (known === undefined) {
+          known = (s.maxSeq.get(clientId) as { m: number }).m;
+          this.maxSeq.set(clientId, known);
+        }
+        wm = known;
+      }
+      this.deleteKeys(absent, (key) => key <= wm, clientId, s.deleteDeliveryRange, s.deleteDeliveries);
+    }
+
+    const args = this.args;
+    const st = s.putDeliveries;
+    for (let i = 0; i < puts.length; i += CHUNK) {
+      const n = Math.min(CHUNK, puts.length - i);
+      args.length = n * DELIVERY_WIDTH;
+      let a = 0;
+      for (let j = i; j < i + n; j++) {
+        const net = puts[j]!;
+        const d = net.row as PersistedDelivery;
+        args[a++] = putClients[j];
+        args[a++] = d.seq;
+        args[a++] = d.messageId;
+        args[a++] = d.qos;
+        args[a++] = d.retain ? 1 : 0;
+        args[a++] = encodeSubscriptionIds(d.subscriptionIds);
+        if (net.state >= 0) {
+          args[a++] = net.packetId;
+          args[a++] = net.state;
+        } else {
+          args[a++] = d.packetId;
+          args[a++] = stateCode(d.state);
+        }
+      }
+      st.get(n).run(...args);
+    }
+    args.length = 0;
+  }
+
+  private writeAwaitingRel(): void {
+    const s = this.st;
+    for (const c of this.clients.values()) {
+      if (c.rel.size === 0) continue;
+      for (const [packetId, present] of c.rel) {
+        if (present) s.putAwaitingRel.run(c.clientId, packetId);
+        else if (!c.cleared) s.deleteAwaitingRel.run(c.clientId, packetId);
+      }
+    }
+  }
+
+  /**
+   * Deletes the rows of `absent` that `mayExist` says may be there: every run of consecutive
+   * keys holding at least one such row with one range DELETE (deleting the others of the run
+   * too is harmless: they are absent at the end of the batch), and the keys left alone in IN
+   * lists. `clientId`, unless null, is the first parameter of the statements.
+   */
+  private deleteKeys(
+    absent: Net[],
+    mayExist: (key: number) => boolean,
+    clientId: string | null,
+    range: Stmt,
+    list: SizedStatement,
+  ): void {
+    let sorted = true;
+    for (let i = 1; i < absent.length && sorted; i++) sorted = absent[i - 1]!.key < absent[i]!.key;
+    if (!sorted) absent.sort(byKey);
+    const singles = this.singles;
+    singles.length = 0;
+    for (let i = 0; i < absent.length; ) {
+      const lo = absent[i]!.key;
+      let must = mayExist(lo);
+      let j = i + 1;
+      while (j < absent.length && absent[j]!.key === absent[j - 1]!.key + 1) {
+        if (!must) must = mayExist(absent[j]!.key);
+        j++;
+      }
+      if (must) {
+        if (j - i === 1) singles.push(lo);
+        else if (clientId === null) range.run(lo, absent[j - 1]!.key);
+        else range.run(clientId, lo, absent[j - 1]!.key);
+      }
+      i = j;
+    }
+    if (singles.length === 0) return;
+    const args = this.args;
+    const first = clientId === null ? 0 : 1;
+    for (let i = 0; i < singles.length; i += CHUNK) {
+      const n = Math.min(CHUNK, singles.length - i);
+      args.length = first + n;
+      if (first === 1) args[0] = clientId;
+      for (let j = 0; j < n; j++) args[first + j] = singles[i + j];
+      list.get(n).run(...args);
+    }
+    args.length = 0;
+  }
+}

@@ -1,0 +1,353 @@
+/**
+ * SqliteDurableStore's batch writer (src/store/sqlite/writer.ts): a batch is applied as its
+ * net effect (puts undone by deletes of the same batch cancelled, runs grouped into
+ * multi-row INSERTs, range and IN-list DELETEs). The end state must be exactly what applying
+ * the ops one by one gives: checked against MemoryDurableStore, the reference, on random
+ * batches, and on the cases the cancellation has to get right.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import {
+  MemoryDurableStore,
+  SqliteDurableStore,
+  type DurableState,
+  type DurableStore,
+  type StoredMessage,
+} from '../../src/store/index.js';
+import { delivery, message } from './contract.js';
+
+function dbOf(s: SqliteDurableStore): Database.Database {
+  return (s as unknown as { db: Database.Database }).db;
+}
+
+/** Rows changed by the connection so far (every INSERT, UPDATE and DELETE counts its rows). */
+function changes(s: SqliteDurableStore): number {
+  return (dbOf(s).prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+}
+
+/** A SQLite store in a fresh directory; `reopen()` closes it (uncommitted batch lost) and opens a new one. */
+function withSqlite(body: (s: () => SqliteDurableStore, reopen: () => SqliteDurableStore) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'petrel-writer-'));
+  let current = new SqliteDurableStore({ dir, sync: 'normal' });
+  current.open();
+  try {
+    body(
+      () => current,
+      () => {
+        current.close();
+        current = new SqliteDurableStore({ dir, sync: 'normal' });
+        current.open();
+        return current;
+      },
+    );
+  } finally {
+    current.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function loadAgain(s: () => SqliteDurableStore, reopen: () => SqliteDurableStore): DurableState {
+  s().commit();
+  return reopen().load(0);
+}
+
+test('sqlite writer: a message and its delivery put and deleted in one batch never reach SQLite', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().commit();
+    const before = changes(s());
+    for (let id = 1; id <= 100; id++) {
+      s().putMessage(message(id));
+      s().putDelivery('c', delivery(id, id, { state: 'publish', packetId: id }));
+    }
+    for (let id = 1; id <= 100; id++) {
+      s().deleteDelivery('c', id);
+      s().deleteMessage(id);
+    }
+    s().putAwaitingRel('c', 7);
+    s().deleteAwaitingRel('c', 7); // packet ids are reused: this DELETE stays (no row, no change)
+    s().commit();
+    assert.equal(changes(s()), before, 'no row written or deleted');
+    const st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, []);
+    assert.deepEqual(st.sessions[0]!.awaitingRel, []);
+    assert.equal(st.messages.size, 0);
+    assert.equal(st.maxMessageId, 0, 'nothing was ever stored');
+  });
+});
+
+test('sqlite writer: a put and delete in one batch still delete the row an earlier batch committed', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putMessage(message(5, { payload: Buffer.from('first') }));
+    s().putDelivery('c', delivery(5, 5));
+    s().putAwaitingRel('c', 9);
+    s().commit();
+    // Same keys again, then deleted, in one batch: the committed rows must go.
+    s().putMessage(message(5, { payload: Buffer.from('second') }));
+    s().putDelivery('c', delivery(5, 5, { qos: 2 }));
+    s().putAwaitingRel('c', 9);
+    s().deleteDelivery('c', 5);
+    s().deleteMessage(5);
+    s().deleteAwaitingRel('c', 9);
+    let st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, []);
+    assert.deepEqual(st.sessions[0]!.awaitingRel, []);
+    assert.equal(st.messages.size, 0);
+
+    // The same after a restart: the watermarks come from the database.
+    s().putMessage(message(6));
+    s().putDelivery('c', delivery(6, 6));
+    st = loadAgain(s, reopen);
+    assert.equal(st.sessions[0]!.deliveries.length, 1);
+    s().putMessage(message(6));
+    s().putDelivery('c', delivery(6, 6));
+    s().deleteDelivery('c', 6);
+    s().deleteMessage(6);
+    st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, []);
+    assert.equal(st.messages.size, 0);
+  });
+});
+
+test('sqlite writer: watermarks follow commits (raised by puts, forgotten with the session)', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putMessage(message(1));
+    s().putDelivery('c', delivery(1, 1));
+    s().commit();
+    // Reads the client's watermark (1): seq 3 is new, the pair is cancelled.
+    s().putDelivery('c', delivery(3, 1));
+    s().deleteDelivery('c', 3);
+    s().commit();
+    // Seq 4 commits: the known watermark must rise to 4 ...
+    s().putDelivery('c', delivery(4, 1));
+    s().commit();
+    // ... so that this pair deletes the committed row.
+    s().putDelivery('c', delivery(4, 1, { qos: 2 }));
+    s().deleteDelivery('c', 4);
+    s().commit();
+    // A deleted session takes its rows; seqs may start again from 1 under the same id.
+    s().deleteSession('c');
+    s().putSession('c', 1000);
+    s().putDelivery('c', delivery(1, 1, { qos: 0 }));
+    s().deleteDelivery('c', 1);
+    s().putDelivery('c', delivery(2, 1));
+    s().commit();
+    s().putDelivery('c', delivery(2, 1, { qos: 2 }));
+    s().deleteDelivery('c', 2);
+    const st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, [], 'seq 1 of the old session, seq 4 and the new seq 2 all gone');
+    assert.deepEqual([...st.messages.keys()], [], 'message 1 is referenced by no delivery: dropped by load');
+  });
+});
+
+test('sqlite writer: a failed commit leaves the store consistent for the next batches', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putMessage(message(1));
+    s().putDelivery('c', delivery(1, 1));
+    s().commit();
+    s().putMessage(message(2));
+    s().putDelivery('c', delivery(2, 2));
+    s().deleteSession('c');
+    s().putMessage({ ...message(3), topic: null } as unknown as StoredMessage); // NOT NULL
+    assert.throws(() => s().commit(), /SQLITE_CONSTRAINT/);
+    // Nothing of it happened: session c, its delivery 1 and message 1 are still there.
+    s().putMessage(message(2));
+    s().putDelivery('c', delivery(2, 2));
+    s().deleteDelivery('c', 1);
+    s().deleteMessage(1);
+    s().commit();
+    s().putDelivery('c', delivery(2, 2, { qos: 2 }));
+    s().deleteDelivery('c', 2);
+    s().putDelivery('c', delivery(4, 2));
+    const st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, [delivery(4, 2)]);
+    assert.deepEqual([...st.messages.keys()], [2]);
+  });
+});
+
+test('sqlite writer: deletes of runs with gaps, out of order, and more keys than one statement takes', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putSession('d', 1000);
+    for (let i = 1; i <= 200; i++) {
+      s().putMessage(message(i));
+      s().putDelivery(i % 2 === 0 ? 'c' : 'd', delivery(i, i));
+    }
+    s().commit();
+    // Every third key, from the top down; and 40..60 whole.
+    const gone = new Set<number>();
+    for (let i = 200; i >= 1; i--) if (i % 3 === 0 || (i >= 40 && i <= 60)) gone.add(i);
+    for (const i of gone) {
+      s().deleteDelivery(i % 2 === 0 ? 'c' : 'd', i);
+      s().deleteMessage(i);
+    }
+    const st = loadAgain(s, reopen);
+    const kept = [...Array(200).keys()].map((i) => i + 1).filter((i) => !gone.has(i));
+    assert.deepEqual([...st.messages.keys()].sort((a, b) => a - b), kept);
+    const seqs = st.sessions.flatMap((x) => x.deliveries.map((d) => d.seq)).sort((a, b) => a - b);
+    assert.deepEqual(seqs, kept);
+  });
+});
+
+test('sqlite writer: an update after a put of the same batch is folded into the row', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putMessage(message(1));
+    s().putDelivery('c', delivery(1, 1));
+    s().updateDelivery('c', 1, 'publish', 11);
+    s().putDelivery('c', delivery(2, 1));
+    s().updateDelivery('c', 2, 'publish', 12);
+    s().updateDelivery('c', 2, 'pubrel', 12);
+    s().putDelivery('c', delivery(3, 1));
+    s().updateDelivery('c', 3, 'publish', 13);
+    s().putDelivery('c', delivery(3, 1, { qos: 2 })); // put again: the update no longer applies
+    s().updateDelivery('c', 4, 'publish', 14); // no such row
+    s().deleteDelivery('c', 5);
+    s().updateDelivery('c', 5, 'publish', 15); // deleted: nothing
+    const st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, [
+      delivery(1, 1, { state: 'publish', packetId: 11 }),
+      delivery(2, 1, { state: 'pubrel', packetId: 12 }),
+      delivery(3, 1, { qos: 2 }),
+    ]);
+  });
+});
+
+// --- differential: random batches against the in-memory reference ----------------------
+
+/** mulberry32: a small seeded PRNG, so that a failure names a seed that reproduces it. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CLIENTS = ['a', 'b', 'c'];
+
+/** Records the same random op on both stores. `stream` is the broker-like part: ascending new ids, acks of older ones. */
+class OpGenerator {
+  private nextId = 100;
+  private readonly open: Array<[string, number]> = [];
+  private version = 0;
+  constructor(private readonly rnd: () => number) {}
+
+  private pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rnd() * xs.length)]!;
+  }
+  private int(n: number): number {
+    return 1 + Math.floor(this.rnd() * n);
+  }
+  private msg(id: number): StoredMessage {
+    const v = this.version++;
+    return message(id, {
+      payload: Buffer.from(`v${v}`),
+      ...(this.rnd() < 0.2 ? { properties: { contentType: `t${v}`, correlationData: Buffer.from([v & 0xff]) } } : {}),
+    });
+  }
+
+  one(stores: DurableStore[]): void {
+    const r = this.rnd();
+    const c = this.pick(CLIENTS);
+    const all = (f: (s: DurableStore) => void): void => stores.forEach(f);
+    if (r < 0.3) {
+      // Stream: a new message queued for a client, or the oldest open one acknowledged.
+      if (this.open.length === 0 || this.rnd() < 0.55) {
+        const id = this.nextId++;
+        const m = this.msg(id);
+        const d = delivery(id, id, { state: 'publish', packetId: id & 0xffff });
+        all((s) => {
+          s.putMessage(m);
+          s.putDelivery(c, d);
+        });
+        this.open.push([c, id]);
+      } else {
+        const i = this.rnd() < 0.8 ? 0 : Math.floor(this.rnd() * this.open.length);
+        const [oc, id] = this.open.splice(i, 1)[0]!;
+        all((s) => {
+          s.deleteDelivery(oc, id);
+          s.deleteMessage(id);
+        });
+      }
+      return;
+    }
+    // Small key spaces, so that keys meet again in and across batches.
+    const id = this.int(8);
+    const seq = this.int(8);
+    if (r < 0.4) {
+      const m = this.msg(id);
+      all((s) => s.putMessage(m));
+    } else if (r < 0.46) all((s) => s.deleteMessage(id));
+    else if (r < 0.56) {
+      const d = delivery(seq, this.int(8), {
+        qos: this.pick([1, 2] as const),
+        retain: this.rnd() < 0.3,
+        subscriptionIds: this.rnd() < 0.3 ? [this.int(5), this.int(500)] : [],
+        state: this.pick(['queued', 'publish', 'pubrel'] as const),
+        packetId: this.int(100),
+      });
+      all((s) => s.putDelivery(c, d));
+    } else if (r < 0.64) {
+      const state = this.pick(['publish', 'pubrel'] as const);
+      const p = this.int(100);
+      all((s) => s.updateDelivery(c, seq, state, p));
+    } else if (r < 0.74) all((s) => s.deleteDelivery(c, seq));
+    else if (r < 0.8) {
+      const p = this.int(4);
+      all((s) => s.putAwaitingRel(c, p));
+    } else if (r < 0.86) {
+      const p = this.int(4);
+      all((s) => s.deleteAwaitingRel(c, p));
+    } else if (r < 0.93) {
+      const e = this.pick([1000, Infinity]);
+      all((s) => s.putSession(c, e));
+    } else if (r < 0.96) {
+      const t = this.int(1e6);
+      all((s) => s.sessionDisconnected(c, t));
+    } else {
+      all((s) => s.deleteSession(c));
+      for (let i = this.open.length - 1; i >= 0; i--) if (this.open[i]![0] === c) this.open.splice(i, 1);
+    }
+  }
+}
+
+function sameState(got: DurableState, want: DurableState, where: string): void {
+  assert.deepEqual(got.sessions, want.sessions, `${where}: sessions`);
+  assert.deepEqual(got.messages, want.messages, `${where}: messages`);
+  assert.equal(got.maxMessageId, want.maxMessageId, `${where}: maxMessageId`);
+}
+
+test('sqlite writer: random batches end in the state the in-memory reference store reaches', () => {
+  const SEEDS = 40;
+  const BATCHES = 30;
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const rnd = prng(seed);
+    const gen = new OpGenerator(rnd);
+    const memory = new MemoryDurableStore();
+    memory.open();
+    withSqlite((s, reopen) => {
+      for (let b = 0; b < BATCHES; b++) {
+        const n = Math.floor(rnd() * (rnd() < 0.2 ? 120 : 25));
+        for (let i = 0; i < n; i++) gen.one([memory, s()]);
+        memory.commit();
+        s().commit();
+        if (rnd() < 0.25 || b === BATCHES - 1) {
+          memory.close();
+          memory.open();
+          sameState(reopen().load(0), memory.load(0), `seed ${seed} batch ${b}`);
+        }
+      }
+    });
+  }
+});
