@@ -22,4 +22,6 @@ export interface ChannelIO {
   readonly listener: string;
   /** Counts a closed connection by reason on its listener. */
   countShutdown(reason: string): void;
+  /** True while overload protection refuses new connections (absent: never). */
+  readonly overloaded?: boolean;
 }

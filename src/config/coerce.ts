@@ -3,7 +3,7 @@
  * its key, or says what is wrong with it. Also words what a key accepts, for error messages
  * and docs/config.md, so both say the same thing.
  */
-import { ValueParseError, parseBind, parseByteSize, parseDuration, parseRate } from './parsers.js';
+import { ValueParseError, parseBind, parseByteSize, parseDuration, parseRate, parseRateBurst } from './parsers.js';
 import type { KeySpec } from './schema.js';
 
 export type Coerced = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problem: string };
@@ -98,6 +98,15 @@ export function coerceValue(spec: KeySpec, input: unknown, rawText?: string): Co
         throw err;
       }
     }
+    case 'rate_burst': {
+      if (typeof input !== 'string' && typeof input !== 'number') return fail(`is ${kindOf(input)}, not a "rate,burst" string`);
+      try {
+        return { ok: true, value: parseRateBurst(input) };
+      } catch (err) {
+        if (err instanceof ValueParseError) return fail(`is not a valid rate_limit (${err.reason})`);
+        throw err;
+      }
+    }
   }
 }
 
@@ -145,6 +154,8 @@ export function typeText(spec: KeySpec): string {
       return `one of ${(spec.values ?? []).join(', ')}`;
     case 'string':
       return spec.pattern ? `string (${spec.pattern.hint})` : 'string';
+    case 'rate_burst':
+      return 'rate,burst' + extras(spec);
     default:
       return spec.type + extras(spec);
   }
@@ -166,6 +177,8 @@ export function acceptedText(spec: KeySpec): string {
       return '"host:port", "[ipv6]:port" or a port number 0..65535';
     case 'rate':
       return 'a rate like 1000/s or 10MB/2s, or infinity';
+    case 'rate_burst':
+      return 'bytes "rate,burst" like "1024,4096", or "size,period" like "100KB,10s", or infinity';
     case 'boolean':
       return 'true or false';
     default:

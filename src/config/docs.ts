@@ -15,6 +15,15 @@ const SECTION_INTROS: Readonly<Record<string, string>> = {
     'ports 1883, 8883, 8083 and 8084 (set its `enable = false` to go without it); add more with ' +
     '`listeners.<type>.<name>.bind`. TLS certificate files are re-read without a restart on SIGHUP.',
   mqtt: 'MQTT protocol limits and session behaviour; names and defaults follow EMQX 5.8 `mqtt.*`.',
+  force_shutdown:
+    'Closing a connection that holds too much, as EMQX\'s `force_shutdown` does; see "Flow control" above. ' +
+    'EMQX\'s `max_mailbox_size` counts an Erlang process mailbox, which Petrel has no equivalent of; here it ' +
+    'counts the connected client\'s mqueue, which `mqtt.max_mqueue_len` already bounds (oldest dropped first), so ' +
+    'it defaults to infinity and only acts when set below `mqtt.max_mqueue_len`: the slow client is closed instead of ' +
+    'losing messages (a persistent session keeps them). `max_heap_size` counts unsent bytes; a connection stops taking ' +
+    'messages at 1MB of them and queues the rest, so it acts on clients that do not read their acknowledgements.',
+  overload_protection:
+    'Refusing new connections while the process is overloaded; see "Flow control" above.',
   retainer: 'Retained messages.',
   delayed: 'Delayed publish: a PUBLISH to `$delayed/<seconds>/<topic>` is sent to `<topic>` that many seconds later.',
 };
@@ -64,12 +73,36 @@ value stops start-up with a message naming the key, the value, where it came fro
 | duration | \`500ms\`, \`15s\`, \`1m\`, \`2h\`, \`1d\`, \`1h30m\`; a bare integer is **milliseconds** (as in EMQX) | milliseconds |
 | size | \`1024\`, \`64KB\`, \`1MB\`, \`1GB\` (KB = 1024 bytes) | bytes |
 | bind | \`"0.0.0.0:1883"\`, \`"[::1]:1883"\`, \`"1883"\` or \`1883\` (host defaults to 0.0.0.0) | \`{ host, port }\` |
-| rate | \`"1000/s"\`, \`"10MB/2s"\`, \`"infinity"\` | \`{ amount, periodMs }\`, or null for no limit |
+| rate | \`"1000/s"\`, \`"10MB/2s"\`, \`"500/100ms"\`, \`"10"\` (per second), \`"infinity"\` | \`{ amount, periodMs }\`, or null for no limit |
+| rate,burst | \`"1024,4096"\` (bytes/s, bucket), \`"100KB,10s"\` (size per period), \`"infinity"\` | \`{ amount, periodMs, burst }\`, or null |
 | infinity | \`"infinity"\` where the type says so (TOML \`inf\` also works) | \`Infinity\` |
 | disabled | \`"disabled"\` where the type says so | \`null\` |
 
 The **reloadable** column says whether a key may change while the broker runs (taking effect for new
 connections and sessions); the others need a restart.
+
+## Flow control
+
+A client that sends faster than its listener allows is **slowed, never dropped**: its socket is not read
+until the token bucket has tokens again, so nothing it sent is lost and nothing piles up in the broker
+(at most one socket read is held per paused connection: up to 64 KB over TCP, one message over WebSocket; the rest
+waits in the client and the kernel).
+
+- **Per client**: \`listeners.<type>.<name>.messages_rate\` (PUBLISH packets) and \`bytes_rate\` (every byte
+  read), each with a \`*_burst\` on top of one period's worth, as EMQX's listener limiter. The older
+  \`rate_limit = "1024,4096"\` (bytes/s, bucket) is read when \`bytes_rate\` is infinity.
+- **Per listener**: \`total_messages_rate\` / \`total_bytes_rate\` (with \`total_*_burst\`) is one bucket
+  shared by all clients of the listener.
+- \`max_conn_rate\` paces new connections the same way (sockets wait unread).
+- Rates change at run time: \`petrel.setLimits({ "listeners.tcp.default.messages_rate": "500/s" })\` (any
+  flow-control key; checked like the file) applies to connected clients at once.
+- A paused client is resumed from the broker's timer wheel (250 ms ticks), so a bucket always holds at least
+  a quarter-second's worth of its rate.
+- \`force_shutdown\` closes a connection whose mqueue or unsent bytes grow past its limits (reason
+  \`mqueue_overflow_shutdown\`, MQTT 5 DISCONNECT 0x97, counted in the listener's shutdown counts).
+- \`overload_protection\` raises the \`overload\` alarm (\`alarm_activated\` / \`alarm_deactivated\` log lines)
+  when resident memory or event-loop delay passes its threshold; while raised, new connections get
+  CONNACK 0x89 Server Busy (MQTT 5) or 0x03 Server Unavailable (3.1.1) and connected clients carry on.
 `;
 
 function cell(text: string): string {

@@ -5,10 +5,10 @@
 export type { KeySpec, KeyType } from './schema.js';
 export { keySpecs, findKeySpec } from './schema.js';
 export type { LoadConfigOptions } from './loader.js';
-export { loadConfig, defaultConfig } from './loader.js';
+export { loadConfig, defaultConfig, resolveSetting } from './loader.js';
 export type { ConfigIssue } from './errors.js';
 export { ConfigError } from './errors.js';
-export { ValueParseError, parseDuration, parseByteSize, parseBind, parseRate } from './parsers.js';
+export { ValueParseError, parseDuration, parseByteSize, parseBind, parseRate, parseRateBurst } from './parsers.js';
 export { envName } from './sources.js';
 export { renderConfigDocs } from './docs.js';
 export type {
@@ -31,6 +31,9 @@ export type {
   DurableStorageConfig,
   BindAddress,
   RateLimit,
+  RateLimitWithBurst,
+  ForceShutdownConfig,
+  OverloadProtectionConfig,
   LogLevel,
   LogFormat,
   SharedSubscriptionStrategy,

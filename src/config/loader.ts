@@ -195,3 +195,19 @@ export function defaultConfig(): PetrelConfig {
   cachedDefault ??= loadConfig();
   return cachedDefault;
 }
+
+/**
+ * Resolves one setting given while the broker runs (`petrel.setLimits`), with the same checks
+ * and messages as the file: the key must exist and be reloadable, the value must parse.
+ * Returns the resolved value; throws a ConfigError naming the key otherwise.
+ */
+export function resolveSetting(key: string, value: unknown, origin = 'run-time change'): { spec: KeySpec; value: unknown } {
+  const spec = key.includes(NAME_WILDCARD) ? undefined : findKeySpec(key);
+  if (spec === undefined) throw new ConfigError([unknownKeyIssue(key, value, origin, suggestFor(key, origin))]);
+  if (!spec.reloadable) {
+    throw new ConfigError([badValueIssue(key, value, origin, 'cannot change while the broker runs (restart with the new value)', acceptedText(spec))]);
+  }
+  const r = coerceValue(spec, value, typeof value === 'string' ? value : undefined);
+  if (!r.ok) throw new ConfigError([badValueIssue(key, value, origin, r.problem, acceptedText(spec))]);
+  return { spec, value: r.value };
+}

@@ -9,7 +9,7 @@
  * call (`KeySpec.infinity`), checked by the loader.
  */
 import { isIP } from 'node:net';
-import type { BindAddress, RateLimit } from './types.js';
+import type { BindAddress, RateLimit, RateLimitWithBurst } from './types.js';
 
 export class ValueParseError extends Error {
   override readonly name = 'ValueParseError';
@@ -194,4 +194,50 @@ export function parseRate(input: string | number): RateLimit | null {
     throw new ValueParseError(input, kind, 'the period must be positive and finite');
   }
   return { amount, periodMs };
+}
+
+/**
+ * The older listener `rate_limit` form (EMQX 3.x / 4.0), always in bytes:
+ * `"1024,4096"` is 1024 bytes/s with a bucket of 4096 bytes (rate,burst), and `"100KB,10s"` is
+ * 100 KB per 10 s with a bucket of one period's worth (size,period). `"infinity"` is no limit
+ * (null). A second part with a time unit (ms, s, m, h, d) is a period; otherwise a size.
+ */
+export function parseRateBurst(input: string | number): RateLimitWithBurst | null {
+  const kind = 'rate_limit';
+  if (typeof input !== 'string') {
+    if (input === Infinity) return null;
+    throw new ValueParseError(input, kind, 'write it as a string "rate,burst", e.g. "1024,4096" or "100KB,10s"');
+  }
+  const text = input.trim();
+  if (isInfinity(text)) return null;
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+    throw new ValueParseError(input, kind, 'expected "rate,burst" (e.g. "1024,4096") or "size,period" (e.g. "100KB,10s")');
+  }
+  const [first, second] = parts as [string, string];
+  let amount: number;
+  try {
+    amount = parseByteSize(first);
+  } catch {
+    throw new ValueParseError(input, kind, `rate "${first}" is not a number of bytes or a size`);
+  }
+  if (amount === 0 || amount === Infinity) throw new ValueParseError(input, kind, 'the rate must be a positive number of bytes');
+  if (/^\d+(\.\d+)?(ms|s|m|h|d)$/.test(second)) {
+    let periodMs: number;
+    try {
+      periodMs = parseDuration(second);
+    } catch {
+      throw new ValueParseError(input, kind, `period "${second}" is not a duration such as 1s or 10s`);
+    }
+    if (periodMs === 0) throw new ValueParseError(input, kind, 'the period must be positive');
+    return { amount, periodMs, burst: amount };
+  }
+  let burst: number;
+  try {
+    burst = parseByteSize(second);
+  } catch {
+    throw new ValueParseError(input, kind, `burst "${second}" is not a size or a period such as 10s`);
+  }
+  if (burst === 0 || burst === Infinity) throw new ValueParseError(input, kind, 'the burst must be a positive number of bytes');
+  return { amount, periodMs: 1000, burst };
 }

@@ -18,7 +18,8 @@ export type KeyType =
   | 'bytesize'
   | 'enum'
   | 'bind'
-  | 'rate';
+  | 'rate'
+  | 'rate_burst';
 
 export interface KeySpec {
   /** Dotted key; a `<name>` segment is a wildcard, e.g. `listeners.tcp.<name>.bind`. */
@@ -103,6 +104,42 @@ function listenerKeys(): KeySpec[] {
       {
         key: `${p}.max_conn_rate`, type: 'rate', default: 'infinity', reloadable: true,
         doc: 'Most new connections accepted per period (token bucket, e.g. 1000/s); beyond it new sockets wait, unread.',
+      },
+      {
+        key: `${p}.messages_rate`, type: 'rate', default: 'infinity', reloadable: true,
+        doc: 'Most PUBLISH packets each client may send per period (e.g. 1000/s); beyond it its socket is not read until tokens return.',
+      },
+      {
+        key: `${p}.messages_burst`, type: 'integer', default: 0, reloadable: true, min: 0,
+        doc: 'Messages a client may send at once on top of one period of messages_rate (bucket size = rate + burst).',
+      },
+      {
+        key: `${p}.bytes_rate`, type: 'rate', default: 'infinity', reloadable: true,
+        doc: 'Most bytes each client may send per period (e.g. 1MB/s); beyond it its socket is not read until tokens return.',
+      },
+      {
+        key: `${p}.bytes_burst`, type: 'bytesize', default: 0, reloadable: true, min: 0,
+        doc: 'Bytes a client may send at once on top of one period of bytes_rate (bucket size = rate + burst).',
+      },
+      {
+        key: `${p}.rate_limit`, type: 'rate_burst', default: 'infinity', reloadable: true,
+        doc: 'Older per-client byte limit (EMQX 3/4): "1024,4096" = 1024 bytes/s, bucket 4096; "100KB,10s"; used when bytes_rate is infinity.',
+      },
+      {
+        key: `${p}.total_messages_rate`, type: 'rate', default: 'infinity', reloadable: true,
+        doc: "Most PUBLISH packets all this listener's clients together may send per period (one shared bucket).",
+      },
+      {
+        key: `${p}.total_messages_burst`, type: 'integer', default: 0, reloadable: true, min: 0,
+        doc: 'Messages on top of one period of total_messages_rate the shared bucket holds.',
+      },
+      {
+        key: `${p}.total_bytes_rate`, type: 'rate', default: 'infinity', reloadable: true,
+        doc: "Most bytes all this listener's clients together may send per period (one shared bucket).",
+      },
+      {
+        key: `${p}.total_bytes_burst`, type: 'bytesize', default: 0, reloadable: true, min: 0,
+        doc: 'Bytes on top of one period of total_bytes_rate the shared bucket holds.',
       },
       {
         key: `${p}.proxy_protocol`, type: 'boolean', default: false, reloadable: false,
@@ -319,6 +356,44 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'mqtt.use_username_as_clientid', type: 'boolean', default: false, reloadable: true,
     doc: 'Replace the client id with the username after authentication.',
   },
+  // force_shutdown
+  {
+    key: 'force_shutdown.enable', type: 'boolean', default: true, reloadable: true,
+    doc: 'Close connections that hold too much (max_mailbox_size, max_heap_size) with reason mqueue_overflow_shutdown.',
+  },
+  {
+    key: 'force_shutdown.max_mailbox_size', type: 'integer', default: 'infinity', reloadable: true, min: 1, infinity: true,
+    doc: 'Close a connected client whose mqueue grows more than this above its lowest length since connecting (not EMQX\'s 1000: see above).',
+  },
+  {
+    key: 'force_shutdown.max_heap_size', type: 'bytesize', default: '32MB', reloadable: true,
+    min: 1024, infinity: true,
+    doc: 'Close a connection with more than this many outgoing bytes waiting (queued and in the socket buffer).',
+  },
+  // overload_protection
+  {
+    key: 'overload_protection.enable', type: 'boolean', default: false, reloadable: true,
+    doc: 'Watch process memory and event-loop delay; above a threshold raise the overload alarm.',
+  },
+  {
+    key: 'overload_protection.backoff_new_conn', type: 'boolean', default: true, reloadable: true,
+    doc: 'While the alarm is raised, refuse new connections: CONNACK 0x89 Server Busy (MQTT 5), 0x03 (3.1.1).',
+  },
+  {
+    key: 'overload_protection.max_memory', type: 'bytesize', default: 'infinity', reloadable: true,
+    min: 1, infinity: true,
+    doc: 'Resident memory (RSS) of the process above which it is overloaded; set it below the container limit.',
+  },
+  {
+    key: 'overload_protection.max_event_loop_delay', type: 'duration', default: '1s', reloadable: true,
+    min: 1, infinity: true,
+    doc: 'Event-loop delay (99th percentile over check_interval) above which the process is overloaded.',
+  },
+  {
+    key: 'overload_protection.check_interval', type: 'duration', default: '1s', reloadable: true,
+    min: 250, max: 3_600_000,
+    doc: 'How often memory and event-loop delay are sampled; the alarm clears at the first check below both.',
+  },
   // retainer
   {
     key: 'retainer.enable', type: 'boolean', default: true, reloadable: true,
@@ -354,6 +429,24 @@ const SCHEMA: readonly KeySpec[] = [
   {
     key: 'durable_storage.sync', type: 'enum', values: ['normal', 'full'], default: 'normal', reloadable: false,
     doc: 'normal: a commit survives a crash of the process; full: it also survives a power loss (fsync per commit, slower).',
+  },
+  // dashboard (REST API)
+  {
+    key: 'dashboard.listeners.http.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Serve the REST API (/api/v5, /status, /api-docs) over HTTP.',
+  },
+  {
+    key: 'dashboard.listeners.http.bind', type: 'bind', default: '0.0.0.0:18083', reloadable: false,
+    doc: 'Address of the REST API: "host:port", "[ipv6]:port" or a port.',
+  },
+  {
+    key: 'dashboard.default_password', type: 'string', default: '', reloadable: false,
+    doc: 'Password of the dashboard user admin; empty: one is generated on first start and written to node.data_dir/dashboard-admin-password (owner-only).',
+  },
+  // api_key
+  {
+    key: 'api_key.bootstrap_file', type: 'string', default: '', reloadable: false,
+    doc: 'File of API keys read at start, one "key:secret:role" per line (role administrator or viewer; default administrator).',
   },
 ];
 

@@ -41,6 +41,14 @@ export interface RateLimit {
   readonly periodMs: number;
 }
 
+/**
+ * A resolved `rate_limit` value (the older `"rate,burst"` form, in bytes): `"1024,4096"` becomes
+ * `{ amount: 1024, periodMs: 1000, burst: 4096 }`; `burst` is the bucket's capacity.
+ */
+export interface RateLimitWithBurst extends RateLimit {
+  readonly burst: number;
+}
+
 export interface NodeConfig {
   readonly name: string;
   readonly data_dir: string;
@@ -62,6 +70,22 @@ export interface TcpListenerConfig {
   readonly proxy_protocol: boolean;
   /** Milliseconds. */
   readonly proxy_protocol_timeout: number;
+  /** PUBLISH packets per period, for each client; null when unlimited. */
+  readonly messages_rate: RateLimit | null;
+  /** Messages a client may send at once beyond one period of messages_rate. */
+  readonly messages_burst: number;
+  /** Bytes per period, for each client; null when unlimited. */
+  readonly bytes_rate: RateLimit | null;
+  /** Bytes a client may send at once beyond one period of bytes_rate. */
+  readonly bytes_burst: number;
+  /** The older per-client byte limit (`"1024,4096"`); used when bytes_rate is null. */
+  readonly rate_limit: RateLimitWithBurst | null;
+  /** PUBLISH packets per period, all clients of the listener together; null when unlimited. */
+  readonly total_messages_rate: RateLimit | null;
+  readonly total_messages_burst: number;
+  /** Bytes per period, all clients of the listener together; null when unlimited. */
+  readonly total_bytes_rate: RateLimit | null;
+  readonly total_bytes_burst: number;
 }
 
 /** `listeners.{ssl,wss}.<name>.ssl_options`. Empty strings mean "not set". */
@@ -157,9 +181,43 @@ export interface DelayedConfig {
   readonly max_delayed_messages: number;
 }
 
+/** `force_shutdown.*`: closing a connection that holds too much (EMQX's names). */
+export interface ForceShutdownConfig {
+  readonly enable: boolean;
+  /** mqueue growth (messages) while connected; Infinity = no limit. */
+  readonly max_mailbox_size: number;
+  /** Bytes queued for the socket; Infinity = no limit. */
+  readonly max_heap_size: number;
+}
+
+/** `overload_protection.*`: refusing new connections while the process is overloaded. */
+export interface OverloadProtectionConfig {
+  readonly enable: boolean;
+  readonly backoff_new_conn: boolean;
+  /** Resident set size in bytes; Infinity = not checked. */
+  readonly max_memory: number;
+  /** Milliseconds; Infinity = not checked. */
+  readonly max_event_loop_delay: number;
+  /** Milliseconds. */
+  readonly check_interval: number;
+}
+
 export interface DurableStorageConfig {
   readonly mode: 'durable' | 'memory';
   readonly sync: 'normal' | 'full';
+}
+
+/** `dashboard.*`: the REST API's HTTP listener and its admin user. */
+export interface DashboardConfig {
+  readonly listeners: { readonly http: { readonly enable: boolean; readonly bind: BindAddress } };
+  /** Empty: generated on first start (node.data_dir/dashboard-admin-password). */
+  readonly default_password: string;
+}
+
+/** `api_key.*`: API keys for HTTP Basic access to the REST API. */
+export interface ApiKeyConfig {
+  /** Empty: none. Lines `key:secret:role`. */
+  readonly bootstrap_file: string;
 }
 
 export interface PetrelConfig {
@@ -167,7 +225,11 @@ export interface PetrelConfig {
   readonly log: LogConfig;
   readonly listeners: ListenersConfig;
   readonly mqtt: MqttConfig;
+  readonly force_shutdown: ForceShutdownConfig;
+  readonly overload_protection: OverloadProtectionConfig;
   readonly retainer: RetainerConfig;
   readonly delayed: DelayedConfig;
   readonly durable_storage: DurableStorageConfig;
+  readonly dashboard: DashboardConfig;
+  readonly api_key: ApiKeyConfig;
 }

@@ -1,7 +1,7 @@
 /**
  * Public facade of the transport room: listeners of four types producing a Duplex and the
- * client's address for each connection, PROXY protocol, the connection-rate limiter, and
- * certificate helpers.
+ * client's address for each connection, PROXY protocol, the limiters (connection rate, inbound
+ * message and byte rates), force_shutdown and overload protection, and certificate helpers.
  */
 import type { ListenersConfig } from '../config/index.js';
 import type { Listener, ListenerDeps } from './listener.js';
@@ -16,6 +16,7 @@ export {
   type AcceptedConnection,
   type CertificateReload,
   type ListenerDeps,
+  type ListenerLimits,
   type ListenerStats,
   type PeerAddress,
 } from './listener.js';
@@ -23,6 +24,22 @@ export { TcpListener } from './tcp.js';
 export { SslListener, TlsTerminator, versionRange, type CertificateSource } from './tls.js';
 export { WsListener, WsStream } from './ws.js';
 export { TokenBucket } from './rate.js';
+export {
+  ClientFlow,
+  ListenerFlow,
+  FLOW_KEYS,
+  MIN_FILL_MS,
+  bucketSpec,
+  flowLimits,
+  rateText,
+  type BucketSpec,
+  type FlowKind,
+  type FlowLimits,
+  type FlowSettings,
+  type Throttled,
+} from './flow.js';
+export { ForceShutdown, SWEEP_MS, type ShutdownCheck } from './force-shutdown.js';
+export { OverloadMonitor, OVERLOAD_ALARM, type Alarm, type OverloadSample } from './overload.js';
 export {
   parseProxyHeader,
   readProxyHeader,

@@ -13,6 +13,8 @@
  *   closed and counted as refused.
  * - The socket's `close` is the one place the current count goes down, so a connection is
  *   released however it ends; the broker reports its disconnect reason through `onClosed`.
+ * - The inbound rate limits of its clients (`messages_rate`, `bytes_rate`, `total_*`) live in
+ *   one `ListenerFlow` (flow.ts), handed to every connection; the connection pauses itself.
  *
  * Subclasses implement `serve` (and may `prepare` before binding, e.g. load certificates).
  */
@@ -20,6 +22,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerType, RateLimit, TcpListenerConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
+import { FLOW_KEYS, ListenerFlow, flowLimits, rateText, type FlowSettings } from './flow.js';
 import { readProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 
@@ -32,6 +35,8 @@ export interface AcceptedConnection {
   listener: string;
   /** Called once with the disconnect reason; counted per listener. */
   onClosed: (reason: string) => void;
+  /** The listener's inbound rate limits (messages_rate, bytes_rate, total_*). */
+  flow: ListenerFlow;
 }
 
 export interface ListenerDeps {
@@ -69,6 +74,15 @@ export interface ListenerStats {
   readonly rate_waiting: number;
   /** Sockets that had to wait for a token since start. */
   readonly rate_delayed: number;
+  /** Per-client and shared inbound rates in force (`1000/s`-like, or `infinity`). */
+  readonly messages_rate: string;
+  readonly bytes_rate: string;
+  readonly total_messages_rate: string;
+  readonly total_bytes_rate: string;
+  /** Connections not being read now because they are over a rate. */
+  readonly rate_paused: number;
+  /** Times a connection was paused by a rate since start. */
+  readonly rate_pauses: number;
   /** Connections closed for a bad, missing or late PROXY header. */
   readonly proxy_protocol_errors: number;
   /** TLS handshakes that failed and WebSocket upgrades refused. */
@@ -114,6 +128,9 @@ export abstract class Listener {
   private readonly pending = new Set<net.Socket>();
   private lastLimitLog = 0;
   private lastRateLog = 0;
+  /** Inbound rate limits of this listener's clients. */
+  readonly flow: ListenerFlow;
+  private flowSettings: FlowSettings;
 
   protected constructor(
     readonly type: ListenerType,
@@ -125,6 +142,8 @@ export abstract class Listener {
     this.maxConnections = config.max_connections;
     this.rate = config.max_conn_rate;
     this.bucket = this.rate === null ? null : new TokenBucket(this.rate, performance.now());
+    this.flowSettings = pickFlow(config);
+    this.flow = new ListenerFlow(this.id, flowLimits(this.flowSettings), deps.logger);
   }
 
   /** The config key prefix of this listener, for messages: `listeners.ssl.default`. */
@@ -204,8 +223,23 @@ export abstract class Listener {
     return null;
   }
 
-  /** Changes max_connections / max_conn_rate of a running listener (for new sockets). */
-  setLimits(limits: { max_connections?: number; max_conn_rate?: RateLimit | null }): void {
+  /**
+   * Changes limits of a running listener: max_connections / max_conn_rate for new sockets, the
+   * inbound rates (messages_rate, bytes_rate, total_*, with their bursts) for every client at
+   * once, paused ones included. Values are resolved config values (see `resolveSetting`).
+   */
+  setLimits(limits: ListenerLimits): void {
+    let flowChanged = false;
+    const next: Record<string, unknown> = { ...this.flowSettings };
+    for (const key of FLOW_KEYS) {
+      if (limits[key] === undefined) continue;
+      next[key] = limits[key];
+      flowChanged = true;
+    }
+    if (flowChanged) {
+      this.flowSettings = next as unknown as FlowSettings;
+      this.flow.set(flowLimits(this.flowSettings));
+    }
     if (limits.max_connections !== undefined) this.maxConnections = limits.max_connections;
     if (limits.max_conn_rate !== undefined) {
       const now = performance.now();
@@ -227,11 +261,17 @@ export abstract class Listener {
       bind: a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
       current_connections: this.current,
       max_connections: this.maxConnections,
-      max_conn_rate: this.rate === null ? 'infinity' : rateText(this.rate),
+      max_conn_rate: rateText(this.rate),
       accepted: this.accepted,
       refused: this.refused,
       rate_waiting: this.waiting.length,
       rate_delayed: this.rateDelayed,
+      messages_rate: rateText(this.flow.limits.messages?.rate ?? null),
+      bytes_rate: rateText(this.flow.limits.bytes?.rate ?? null),
+      total_messages_rate: rateText(this.flow.limits.totalMessages?.rate ?? null),
+      total_bytes_rate: rateText(this.flow.limits.totalBytes?.rate ?? null),
+      rate_paused: this.flow.paused.size,
+      rate_pauses: this.flow.pauses,
       proxy_protocol_errors: this.proxyErrors,
       handshake_failures: this.handshakeFailures,
       shutdown_counts: Object.fromEntries(this.shutdownCounts),
@@ -268,7 +308,7 @@ export abstract class Listener {
       this.lastRateLog = now;
       this.deps.logger.notice('listener_conn_rate_limited', {
         listener: this.id,
-        max_conn_rate: this.rate === null ? 'infinity' : rateText(this.rate),
+        max_conn_rate: rateText(this.rate),
         waiting: this.waiting.length,
       });
     }
@@ -356,6 +396,7 @@ export abstract class Listener {
       peerHost: peer.host,
       peerPort: peer.port,
       listener: this.id,
+      flow: this.flow,
       onClosed: (reason) => {
         if (counted) return;
         counted = true;
@@ -372,7 +413,15 @@ export abstract class Listener {
 
 function ignore(): void {}
 
-/** "1000/s"-like text of a rate, for logs. */
-export function rateText(limit: RateLimit): string {
-  return limit.periodMs === 1000 ? `${limit.amount}/s` : `${limit.amount}/${limit.periodMs}ms`;
+/** What `setLimits` may change; each field optional, in resolved units. */
+export interface ListenerLimits extends Partial<FlowSettings> {
+  max_connections?: number;
+  max_conn_rate?: RateLimit | null;
 }
+
+function pickFlow(config: TcpListenerConfig): FlowSettings {
+  const out: Record<string, unknown> = {};
+  for (const key of FLOW_KEYS) out[key] = config[key];
+  return out as unknown as FlowSettings;
+}
+

@@ -20,6 +20,16 @@ const LISTENER_BASE = {
   max_conn_rate: null,
   proxy_protocol: false,
   proxy_protocol_timeout: 3000,
+  // No inbound rate limits by default (EMQX 5.8: infinity).
+  messages_rate: null,
+  messages_burst: 0,
+  bytes_rate: null,
+  bytes_burst: 0,
+  rate_limit: null,
+  total_messages_rate: null,
+  total_messages_burst: 0,
+  total_bytes_rate: null,
+  total_bytes_burst: 0,
 } as const;
 
 const SSL_DEFAULTS: SslOptionsConfig = {
@@ -80,9 +90,13 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
     response_information: '',
     use_username_as_clientid: false,
   },
+  force_shutdown: { enable: true, max_mailbox_size: Infinity, max_heap_size: 32 * 1048576 },
+  overload_protection: { enable: false, backoff_new_conn: true, max_memory: Infinity, max_event_loop_delay: 1000, check_interval: 1000 },
   retainer: { enable: true, max_retained_messages: 0, max_payload_size: 1048576, msg_expiry_interval: 0 },
   delayed: { enable: true, max_delayed_messages: 0 },
   durable_storage: { mode: 'durable', sync: 'normal' },
+  dashboard: { listeners: { http: { enable: true, bind: { host: '0.0.0.0', port: 18083 } } }, default_password: '' },
+  api_key: { bootstrap_file: '' },
 };
 
 /** Dotted paths of the leaves of a config object; a bind {host, port} counts as one leaf. */
@@ -111,8 +125,8 @@ test('every schema key appears in a loaded default config', () => {
     const key = spec.key.replace('<name>', 'default');
     const { found, value } = lookup(cfg, key);
     assert.ok(found, `${key} is missing from the default config`);
-    // Only server_keepalive (disabled) and max_conn_rate (infinity) resolve to null; nothing
-    // may be undefined.
+    // Only server_keepalive (disabled) and the rates (infinity) resolve to null; nothing may
+    // be undefined.
     assert.notEqual(value, undefined, `${key} is undefined`);
   }
 });

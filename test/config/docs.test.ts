@@ -27,7 +27,10 @@ test('the rendered docs have one row per key with its default, and one table per
   assert.ok(text.includes('| `mqtt.idle_timeout` | duration, or infinity | `"15s"` | yes |'));
   assert.ok(text.includes('| `log.level` | one of debug, info, notice, warning, error | `"notice"` | yes |'));
   const sections = [...text.matchAll(/^## (\w+)$/gm)].map((m) => m[1]);
-  assert.deepEqual(sections.slice(-7), ['node', 'log', 'listeners', 'mqtt', 'retainer', 'delayed', 'durable_storage']);
+  assert.deepEqual(sections.slice(-11), [
+    'node', 'log', 'listeners', 'mqtt', 'force_shutdown', 'overload_protection', 'retainer', 'delayed', 'durable_storage',
+    'dashboard', 'api_key',
+  ]);
 });
 
 test('the intro explains file, env, --set and precedence', () => {

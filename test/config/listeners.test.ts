@@ -10,7 +10,22 @@ import { ConfigError, loadConfig } from '../../src/config/index.js';
 const dir = mkdtempSync(join(tmpdir(), 'petrel-config-listeners-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const BASE = { enable: true, max_connections: Infinity, max_conn_rate: null, proxy_protocol: false, proxy_protocol_timeout: 3000 };
+const BASE = {
+  enable: true,
+  max_connections: Infinity,
+  max_conn_rate: null,
+  proxy_protocol: false,
+  proxy_protocol_timeout: 3000,
+  messages_rate: null,
+  messages_burst: 0,
+  bytes_rate: null,
+  bytes_burst: 0,
+  rate_limit: null,
+  total_messages_rate: null,
+  total_messages_burst: 0,
+  total_bytes_rate: null,
+  total_bytes_burst: 0,
+};
 
 test('the default listener of each type exists with no config at all, on EMQX ports', () => {
   const { tcp, ssl, ws, wss } = loadConfig().listeners;

@@ -359,6 +359,8 @@ describe('ssl listener: no certificate configured', () => {
     // A second start finds the certificate and does not make a new one.
     const again = createBroker({
       node: { data_dir: b.dataDir },
+      durable_storage: { mode: 'memory' },
+      dashboard: { listeners: { http: { enable: false } } },
       listeners: {
         tcp: { default: { enable: false } },
         ssl: { default: { bind: '127.0.0.1:0' } },

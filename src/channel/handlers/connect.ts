@@ -47,7 +47,12 @@ export function refuseConnect(ch: Channel, code: number, why: string): void {
     reason: why,
   });
   ch.io.stopDecoding();
-  ch.terminate(code === ReasonCode.NotAuthorized || code === ReasonCode.BadUserNameOrPassword ? 'not_authorized' : code === ReasonCode.Banned ? 'banned' : 'protocol_error');
+  ch.terminate(
+    code === ReasonCode.NotAuthorized || code === ReasonCode.BadUserNameOrPassword ? 'not_authorized'
+      : code === ReasonCode.Banned ? 'banned'
+        : code === ReasonCode.ServerBusy ? 'server_busy'
+          : 'protocol_error',
+  );
 }
 
 export function handleConnect(ch: Channel, p: ConnectPacket): void {
@@ -58,6 +63,13 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.cleanStart = p.cleanStart;
   const v5 = p.protocolVersion === 5;
   const props = p.properties;
+
+  // Overload protection: new connections are refused while the alarm is raised; connected
+  // clients carry on (MQTT 5 0x89 Server Busy; 3.1.1 has only 0x03 Server Unavailable).
+  if (ch.io.overloaded === true) {
+    ch.clientId = p.clientId;
+    return refuseConnect(ch, ReasonCode.ServerBusy, 'server busy: overload protection');
+  }
 
   let clientId = p.clientId;
   if (cfg.use_username_as_clientid && p.username !== undefined && p.username.length > 0) clientId = p.username;
