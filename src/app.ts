@@ -3,15 +3,38 @@
  * `createBroker(values)` is the library entry point; `petrel start` uses it too.
  */
 import type { Duplex } from 'node:stream';
-import { Broker, TimerWheel } from './broker/index.js';
-import { loadConfig, type LoadConfigOptions, type PetrelConfig } from './config/index.js';
-import { Connection, addCommitter, removeCommitter, requestTurn, type Committer } from './connection/index.js';
+import { ApiServer } from './api/index.js';
+import { Broker, Management, TimerWheel } from './broker/index.js';
+import {
+  ConfigError,
+  loadConfig,
+  resolveSetting,
+  type ConfigIssue,
+  type ForceShutdownConfig,
+  type LoadConfigOptions,
+  type OverloadProtectionConfig,
+  type PetrelConfig,
+} from './config/index.js';
+import { Connection, addCommitter, removeCommitter, requestTurn, type Committer, type ConnectionInfo } from './connection/index.js';
 import { restoreDurableState } from './session/index.js';
 import { Hooks } from './hooks/index.js';
 import { Logger, Metrics, type LogSink } from './observability/index.js';
 import { MemoryRetainedStore, SqliteDurableStore, StoreError, type DurableStore } from './store/index.js';
-import { createListeners, type CertificateReload, type Listener, type ListenerStats } from './transport/index.js';
+import {
+  FLOW_KEYS,
+  ForceShutdown,
+  OverloadMonitor,
+  createListeners,
+  type Alarm,
+  type CertificateReload,
+  type Listener,
+  type ListenerLimits,
+  type ListenerStats,
+} from './transport/index.js';
 import type { ListenerType } from './config/index.js';
+
+/** Listener keys `setLimits` may change. */
+const LISTENER_LIMIT_KEYS: ReadonlySet<string> = new Set<string>(['max_connections', 'max_conn_rate', ...FLOW_KEYS]);
 
 export interface CreateBrokerOptions {
   /** Where log lines go (default: stdout). */
@@ -19,6 +42,9 @@ export interface CreateBrokerOptions {
   /** Config sources beyond `values` (file, env, --set), as `petrel start` passes them. */
   sources?: Omit<LoadConfigOptions, 'values'>;
 }
+
+/** How often a failing durable store is checked for recovery (app.ts scheduleStoreProbe). */
+const STORE_PROBE_MS = 500;
 
 export class Petrel {
   readonly config: PetrelConfig;
@@ -30,8 +56,16 @@ export class Petrel {
   /** The durable store (durable_storage.mode = durable), null in memory mode. */
   readonly store: DurableStore | null;
   private readonly committer: Committer;
+  /** While the store is failing: the next write check (store.probe). */
+  private storeProbe: NodeJS.Timeout | null = null;
   /** Enabled listeners: tcp first, then ssl, ws, wss. */
   readonly listeners: Listener[];
+  /** force_shutdown: limits checked by every connection, and the mqueue sweep. */
+  readonly forceShutdown: ForceShutdown;
+  /** overload_protection: the overload alarm and the refusal of new connections. */
+  readonly overload: OverloadMonitor;
+  /** The REST API on dashboard.listeners.http.bind, or null when disabled. */
+  readonly api: ApiServer | null;
   private started = false;
 
   constructor(config: PetrelConfig, options: CreateBrokerOptions = {}) {
@@ -54,15 +88,26 @@ export class Petrel {
       logger: this.logger,
       dataDir: config.node.data_dir,
       maxPacketSize: config.mqtt.max_packet_size,
-      onConnection: (c) => this.handle(c.stream, { peerHost: c.peerHost, peerPort: c.peerPort, listener: c.listener, onClosed: c.onClosed }),
+      onConnection: (c) => this.handle(c.stream, { peerHost: c.peerHost, peerPort: c.peerPort, listener: c.listener, onClosed: c.onClosed, flow: c.flow }),
     });
+    this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
+    this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
     this.committer = { commit: () => this.commitStore() };
+    this.api = config.dashboard.listeners.http.enable
+      ? new ApiServer({
+        management: new Management(this.broker),
+        config,
+        logger: this.logger,
+        listeners: () => this.listenerStats(),
+        running: () => this.started,
+      })
+      : null;
   }
 
   /**
    * Group commit, run once per turn before any socket write (connection/flush.ts). A failure
    * (disk full, I/O error) turns the broker into its error state: QoS 1/2 PUBLISHes are refused
-   * until a later commit succeeds.
+   * until the store takes writes again (store.probe, after a later commit or on a timer).
    */
   private commitStore(): boolean {
     const store = this.store;
@@ -78,13 +123,47 @@ export class Petrel {
         });
       }
       this.broker.storeHealthy = false;
+      this.scheduleStoreProbe();
       return false;
     }
-    if (!this.broker.storeHealthy) {
-      this.broker.storeHealthy = true;
-      this.logger.notice('store_recovered', {});
-    }
+    // A commit that fits in pages the database already has proves little while the disk is
+    // full: only the write check (a few new pages) ends the error state, else QoS 1/2 would
+    // be accepted again only to have the next real commit fail.
+    if (!this.broker.storeHealthy && this.storeWritable()) this.storeRecovered();
     return true;
+  }
+
+  /** store.probe() succeeded. */
+  private storeWritable(): boolean {
+    try {
+      this.store!.probe();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private storeRecovered(): void {
+    this.broker.storeHealthy = true;
+    if (this.storeProbe !== null) clearTimeout(this.storeProbe);
+    this.storeProbe = null;
+    this.logger.notice('store_recovered', {});
+  }
+
+  /**
+   * While the store is failing, QoS 1/2 PUBLISHes are refused and so write nothing: without a
+   * check of its own the broker could wait forever for a commit that tells it the store works
+   * again. Every STORE_PROBE_MS it tries a write transaction (store.probe) until one commits.
+   */
+  private scheduleStoreProbe(): void {
+    if (this.storeProbe !== null) return;
+    this.storeProbe = setTimeout(() => {
+      this.storeProbe = null;
+      if (this.store === null || this.broker.storeHealthy) return;
+      if (this.storeWritable()) this.storeRecovered();
+      else this.scheduleStoreProbe();
+    }, STORE_PROBE_MS);
+    this.storeProbe.unref();
   }
 
   /** Opens the durable store and restores what it holds; before any listener accepts. */
@@ -92,9 +171,20 @@ export class Petrel {
     const store = this.store;
     if (store === null) return;
     store.open();
-    const now = Date.now();
-    const summary = restoreDurableState(this.broker, store.load(now), now);
-    store.commit(); // what restore dropped as expired
+    let summary;
+    try {
+      const now = Date.now();
+      summary = restoreDurableState(this.broker, store.load(now), now);
+      store.commit(); // what restore dropped as expired
+    } catch (err) {
+      // Release the data directory (the store holds an exclusive lock) before reporting.
+      try {
+        store.close();
+      } catch {
+        // The load or commit error is the one to report.
+      }
+      throw err;
+    }
     store.onDirty = requestTurn;
     addCommitter(this.committer);
     this.logger.notice('store_restored', { dir: this.config.node.data_dir, ...summary });
@@ -105,11 +195,16 @@ export class Petrel {
     if (this.started) return;
     this.openStore();
     this.wheel.start();
+    this.forceShutdown.start();
+    this.overload.start();
     try {
       for (const l of this.listeners) await l.start();
+      if (this.api !== null) await this.api.start();
     } catch (err) {
       this.logger.error('listener_bind_failed', { error: (err as Error).message });
       await Promise.all(this.listeners.map((l) => l.stop()));
+      await this.api?.stop();
+      this.stopGuards();
       this.wheel.stop();
       this.closeStore();
       throw err;
@@ -122,19 +217,28 @@ export class Petrel {
   async stop(): Promise<void> {
     // Stop accepting first; the listeners' close completes once their connections are gone,
     // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about.
+    await this.api?.stop();
     const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();
     await closing;
+    this.stopGuards();
     this.wheel.stop();
     this.closeStore();
     if (this.started) this.logger.notice('broker_stopped', { node: this.config.node.name });
     this.started = false;
   }
 
+  private stopGuards(): void {
+    this.forceShutdown.stop();
+    this.overload.stop();
+  }
+
   private closeStore(): void {
     const store = this.store;
     if (store === null) return;
     removeCommitter(this.committer);
+    if (this.storeProbe !== null) clearTimeout(this.storeProbe);
+    this.storeProbe = null;
     try {
       if (store.pending) store.commit();
     } catch (err) {
@@ -144,12 +248,84 @@ export class Petrel {
   }
 
   /** Serves MQTT over any Duplex (tests use `stream.duplexPair`; transports use sockets). */
-  handle(stream: Duplex, info: { peerHost?: string; peerPort?: number; listener?: string; onClosed?: (reason: string) => void } = {}): Connection {
+  handle(
+    stream: Duplex,
+    info: { peerHost?: string; peerPort?: number; listener?: string; onClosed?: (reason: string) => void; flow?: ConnectionInfo['flow'] } = {},
+  ): Connection {
     return new Connection(
       stream,
-      { peerHost: info.peerHost ?? 'local', peerPort: info.peerPort ?? 0, listener: info.listener ?? 'internal', onClosed: info.onClosed },
+      {
+        peerHost: info.peerHost ?? 'local',
+        peerPort: info.peerPort ?? 0,
+        listener: info.listener ?? 'internal',
+        onClosed: info.onClosed,
+        flow: info.flow,
+        guard: this.forceShutdown,
+        overload: this.overload,
+      },
       this.broker,
     );
+  }
+
+  /**
+   * Changes flow-control settings while the broker runs, given as dotted config keys with
+   * values written as in the config file, e.g.
+   * `setLimits({ 'listeners.tcp.default.messages_rate': '500/s', 'force_shutdown.max_mailbox_size': 100 })`.
+   * Accepted: a running listener's `max_connections`, `max_conn_rate`, `messages_rate`,
+   * `messages_burst`, `bytes_rate`, `bytes_burst`, `rate_limit`, `total_*`; every
+   * `force_shutdown.*` and `overload_protection.*` key. Rates apply to connected clients at once
+   * (paused ones retry under the new rate). Every value is checked first: on any bad one a
+   * ConfigError naming the keys is thrown and nothing changes. `petrel.config` keeps the values
+   * the broker started with; `listenerStats()` shows the rates in force.
+   */
+  setLimits(settings: Readonly<Record<string, unknown>>): void {
+    const issues: ConfigIssue[] = [];
+    const perListener = new Map<Listener, Record<string, unknown>>();
+    let force: Record<string, unknown> | null = null;
+    let overload: Record<string, unknown> | null = null;
+    const origin = 'setLimits';
+    for (const [key, raw] of Object.entries(settings)) {
+      let value: unknown;
+      try {
+        value = resolveSetting(key, raw, origin).value;
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        issues.push(...err.issues);
+        continue;
+      }
+      const parts = key.split('.');
+      const leaf = parts[parts.length - 1]!;
+      if (parts[0] === 'listeners' && parts.length === 4 && LISTENER_LIMIT_KEYS.has(leaf)) {
+        const listener = this.listeners.find((l) => l.id === `${parts[1]}:${parts[2]}`);
+        if (listener === undefined) {
+          issues.push({ key, value: raw, origin, message: `config key ${key}: no enabled listener ${parts[1]}:${parts[2]} to change` });
+          continue;
+        }
+        const limits = perListener.get(listener) ?? {};
+        limits[leaf] = value;
+        perListener.set(listener, limits);
+      } else if (parts[0] === 'force_shutdown' && parts.length === 2) {
+        (force ??= {})[leaf] = value;
+      } else if (parts[0] === 'overload_protection' && parts.length === 2) {
+        (overload ??= {})[leaf] = value;
+      } else {
+        issues.push({
+          key,
+          value: raw,
+          origin,
+          message: `config key ${key}: not a flow-control setting; setLimits changes listener limits, force_shutdown.* and overload_protection.*`,
+        });
+      }
+    }
+    if (issues.length > 0) throw new ConfigError(issues);
+    for (const [listener, limits] of perListener) listener.setLimits(limits as ListenerLimits);
+    if (force !== null) this.forceShutdown.set({ ...this.forceShutdown.config, ...force } as ForceShutdownConfig);
+    if (overload !== null) this.overload.set({ ...this.overload.config, ...overload } as OverloadProtectionConfig);
+  }
+
+  /** Alarms raised now (overload protection), oldest first. */
+  alarms(): Alarm[] {
+    return this.overload.alarm === null ? [] : [this.overload.alarm];
   }
 
   /**

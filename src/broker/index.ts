@@ -16,3 +16,4 @@ export {
   type ClientSummary,
 } from './types.js';
 export { fnv1a } from './shared.js';
+export { Management, type SubscriptionInfo, type RouteInfo, type BrokerStats, type ManagementPublish, type ManagementSubscribeResult } from './management.js';

@@ -12,6 +12,7 @@ export const LogEvent = {
   listener_max_connections: 'listener_max_connections',
   listener_conn_rate_limited: 'listener_conn_rate_limited',
   listener_conn_rate_queue_full: 'listener_conn_rate_queue_full',
+  listener_rate_limited: 'listener_rate_limited',
   proxy_protocol_error: 'proxy_protocol_error',
   tls_handshake_failed: 'tls_handshake_failed',
   tls_self_signed_certificate: 'tls_self_signed_certificate',
@@ -30,6 +31,9 @@ export const LogEvent = {
   session_takenover: 'session_takenover',
   session_expired: 'session_expired',
   mqueue_dropped: 'mqueue_dropped',
+  force_shutdown: 'force_shutdown',
+  alarm_activated: 'alarm_activated',
+  alarm_deactivated: 'alarm_deactivated',
   delivery_dropped_too_large: 'delivery_dropped_too_large',
   message_expired: 'message_expired',
   publish_denied_not_authorized: 'publish_denied_not_authorized',
@@ -43,6 +47,13 @@ export const LogEvent = {
   store_restored: 'store_restored',
   store_commit_failed: 'store_commit_failed',
   store_recovered: 'store_recovered',
+  api_started: 'api_started',
+  api_stopped: 'api_stopped',
+  api_keys_loaded: 'api_keys_loaded',
+  dashboard_admin_password_generated: 'dashboard_admin_password_generated',
+  api_login_failed: 'api_login_failed',
+  api_login_rate_limited: 'api_login_rate_limited',
+  api_internal_error: 'api_internal_error',
 } as const;
 export type LogEventName = keyof typeof LogEvent;
 
@@ -64,6 +75,7 @@ export const DisconnectReason = {
   protocol_error: 'protocol_error',
   packet_too_large: 'packet_too_large',
   mqueue_overflow_shutdown: 'mqueue_overflow_shutdown',
+  server_busy: 'server_busy',
   server_shutdown: 'server_shutdown',
 } as const;
 export type DisconnectReason = keyof typeof DisconnectReason;

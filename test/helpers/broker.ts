@@ -32,7 +32,7 @@ export interface TestBroker {
 /** Starts a broker on 127.0.0.1 with a free port; `values` are config overrides (TOML shape). */
 export async function startBroker(values: Record<string, unknown> = {}): Promise<TestBroker> {
   const logs = new MemoryLogSink();
-  // Only tcp:default, on a free port; tests that want ssl/ws/wss listeners enable them.
+  // Only tcp:default, on a free port; tests that want ssl/ws/wss listeners or the REST API enable them.
   // Memory mode unless a test asks for the durable store (with its own node.data_dir).
   const merged = deepMerge({
     log: { level: 'debug' },
@@ -43,6 +43,7 @@ export async function startBroker(values: Record<string, unknown> = {}): Promise
       ws: { default: { enable: false } },
       wss: { default: { enable: false } },
     },
+    dashboard: { listeners: { http: { enable: false } } },
   }, values);
   const petrel = createBroker(merged, { logSink: logs });
   await petrel.start();
