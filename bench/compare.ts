@@ -11,7 +11,7 @@
  * divided by the messages delivered; it is the figure least disturbed by the generator sharing
  * the cores. Peak RSS is VmHWM from /proc/<pid>/status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,8 +21,8 @@ import { freePort, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer 
 import { startAedes } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
+import { Generator as Gen } from './peers/generator.js';
 
-const BIN = fileURLToPath(new URL('../../bin/petrel.js', import.meta.url));
 /**
  * After the publishers stop, how long the subscribers may keep receiving what the broker still
  * holds. A broker that buffered more than it can deliver in this time shows the rest as
@@ -129,69 +129,6 @@ interface Measurement {
 // ---------------------------------------------------------------------------------------------
 // the generator as a child process
 
-interface Tick {
-  event: string;
-  received?: number;
-  ready?: number;
-  failed?: number;
-}
-
-class Gen {
-  readonly child: ChildProcess;
-  lastTick: Tick | null = null;
-  readonly ready: Promise<Tick>;
-  readonly summary: Promise<BenchSummary>;
-  private stderrTail = '';
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let partial = '';
-    let resolveReady!: (t: Tick) => void;
-    this.ready = new Promise((r) => (resolveReady = r));
-    this.child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    this.child.stderr!.on('data', (d: Buffer) => {
-      const text = partial + d.toString('utf8');
-      const lines = text.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) {
-          this.stderrTail = (this.stderrTail + line + '\n').slice(-2000);
-          continue;
-        }
-        try {
-          const ev = JSON.parse(line) as Tick;
-          if (ev.event === 'ready') resolveReady(ev);
-          if (ev.event === 'tick' || ev.event === 'ready') this.lastTick = ev;
-        } catch {
-          this.stderrTail = (this.stderrTail + line + '\n').slice(-2000);
-        }
-      }
-    });
-    this.summary = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => {
-        try {
-          resolve(JSON.parse(out) as BenchSummary);
-        } catch {
-          reject(new Error(`petrel bench ${args[0]} exited with ${code} and no summary: ${this.stderrTail}`));
-        }
-      });
-    });
-    // a generator that dies before it is ready must not hang the run
-    this.summary.catch(() => resolveReady({ event: 'failed' }));
-  }
-
-  /** Ctrl-C: the generator disconnects and prints its summary. */
-  stop(): Promise<BenchSummary> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    return this.summary.finally(() => clearTimeout(timer));
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {

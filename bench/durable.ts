@@ -19,17 +19,16 @@
  * to SQLite (WAL, `durable_storage.sync = normal`: survives a process crash; `durable-full`
  * is the same with sync full, not in the default run).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BenchSummary } from '../src/cli/bench/index.js';
 import { freePort, procCpuUs, procMemKb, sleep, type RunningPeer } from './peers/common.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
+import { Generator } from './peers/generator.js';
 
-const BIN = fileURLToPath(new URL('../../bin/petrel.js', import.meta.url));
 /** After the publishers stop: how long the subscribers may still receive what the broker holds. */
 const DRAIN_CAP_MS = 3000;
 /** ... and how long without a new message ends that wait early. */
@@ -111,70 +110,6 @@ interface Measurement {
 // ---------------------------------------------------------------------------------------------
 // the generator as a child process (`petrel bench ... --json`)
 
-interface Tick {
-  event: string;
-  received?: number;
-  failed?: number;
-}
-
-class Generator {
-  readonly child: ChildProcess;
-  lastTick: Tick | null = null;
-  readonly ready: Promise<Tick>;
-  readonly summary: Promise<BenchSummary>;
-  private errTail = '';
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let partial = '';
-    let onReady!: (t: Tick) => void;
-    this.ready = new Promise((resolve) => (onReady = resolve));
-    this.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    this.child.stderr!.on('data', (d: Buffer) => {
-      const lines = (partial + d.toString('utf8')).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        let ev: Tick | null = null;
-        if (line.startsWith('{')) {
-          try {
-            ev = JSON.parse(line) as Tick;
-          } catch {
-            ev = null;
-          }
-        }
-        if (ev === null) {
-          this.errTail = (this.errTail + line + '\n').slice(-2000);
-          continue;
-        }
-        if (ev.event === 'ready') onReady(ev);
-        if (ev.event === 'tick' || ev.event === 'ready') this.lastTick = ev;
-      }
-    });
-    this.summary = new Promise((resolve, reject) => {
-      this.child.once('exit', (code, signal) => {
-        try {
-          resolve(JSON.parse(stdout) as BenchSummary);
-        } catch {
-          reject(new Error(`petrel bench ${args[0]} exited with ${code ?? signal} and no summary: ${this.errTail.trim()}`));
-        }
-      });
-    });
-    // a generator that dies before it is ready must not leave the run waiting
-    this.summary.catch(() => onReady({ event: 'failed' }));
-  }
-
-  /** SIGINT: the generator disconnects and prints its summary (SIGKILL after 20 s). */
-  stop(): Promise<BenchSummary> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    return this.summary.finally(() => clearTimeout(timer));
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

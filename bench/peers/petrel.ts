@@ -13,10 +13,16 @@ const BIN = fileURLToPath(new URL('../../../bin/petrel.js', import.meta.url));
 export const PETREL_COMPARE_SETTINGS = ['mqtt.max_mqueue_len=1000000', 'mqtt.max_inflight=65535'];
 
 /**
- * The TLS and WebSocket listeners off (they would bind EMQX's fixed ports 8883/8083/8084 on all
+ * The TLS, WebSocket and HTTP API listeners off (they would bind EMQX's fixed ports 8883/8083/8084 on all
  * addresses, and write a self-signed certificate into node.data_dir): one loopback TCP port only.
  */
-export const PETREL_TCP_ONLY = ['listeners.ssl.default.enable=false', 'listeners.ws.default.enable=false', 'listeners.wss.default.enable=false'];
+export const PETREL_TCP_ONLY = [
+  'listeners.ssl.default.enable=false',
+  'listeners.ws.default.enable=false',
+  'listeners.wss.default.enable=false',
+  // The REST API would bind the fixed 0.0.0.0:18083 (and write its password file).
+  'dashboard.listeners.http.enable=false',
+];
 
 export async function startPetrel(port: number, extraSet: string[] = [], nodeArgs: string[] = []): Promise<RunningPeer> {
   const sets = [`listeners.tcp.default.bind=127.0.0.1:${port}`, 'log.level=warning', ...PETREL_COMPARE_SETTINGS, ...extraSet];
