@@ -17,6 +17,8 @@ export interface ClientInfo {
   peerPort: number;
   protocolVersion: number;
   listener: string;
+  /** When the CONNECT was accepted (ms since epoch); 0 before that. */
+  connectedAt?: number;
 }
 
 export interface HookMessage {
@@ -29,12 +31,17 @@ export interface HookMessage {
 }
 
 export type AuthDecision = 'allow' | 'deny' | 'ignore';
+/**
+ * What an authenticator answers: a plain decision, or a denial with the CONNACK reason code
+ * to send (0x86 Bad User Name or Password, 0x87 Not Authorized, 0x8A Banned, ...).
+ */
+export type AuthnDecision = AuthDecision | { result: 'deny'; reasonCode: number };
 
 export interface HookCatalog {
   'client.connect': (info: ClientInfo) => void;
   'client.connected': (info: ClientInfo) => void;
   'client.disconnected': (info: ClientInfo, reason: string) => void;
-  'client.authenticate': (info: ClientInfo, password: Buffer | undefined) => AuthDecision | Promise<AuthDecision>;
+  'client.authenticate': (info: ClientInfo, password: Buffer | undefined) => AuthnDecision | Promise<AuthnDecision>;
   'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string) => AuthDecision;
   'client.subscribe': (info: ClientInfo, filter: string, qos: number) => void;
   'client.unsubscribe': (info: ClientInfo, filter: string) => void;
@@ -107,13 +114,13 @@ export class Hooks {
   async decide<K extends 'client.authenticate' | 'client.authorize'>(
     name: K,
     ...args: Parameters<HookCatalog[K]>
-  ): Promise<AuthDecision> {
+  ): Promise<AuthnDecision> {
     const list = this.table.get(name);
     if (list === undefined) return 'ignore';
     for (const e of list) {
       try {
-        const d = await (e.fn as (...a: unknown[]) => AuthDecision | Promise<AuthDecision>)(...args);
-        if (d === 'allow' || d === 'deny') return d;
+        const d = await (e.fn as (...a: unknown[]) => AuthnDecision | Promise<AuthnDecision>)(...args);
+        if (d === 'allow' || d === 'deny' || (typeof d === 'object' && d !== null && d.result === 'deny')) return d;
       } catch (err) {
         // A decision that could not be made is not a pass: report it and let the caller
         // refuse (an authentication backend that is down must not let clients in).

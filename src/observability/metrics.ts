@@ -64,4 +64,13 @@ export const MetricName = {
   sessionDiscarded: 'session.discarded',
   sessionExpired: 'session.terminated.expired',
   frameErrors: 'packets.frame_error',
+  authenticationSuccess: 'authentication.success',
+  authenticationFailure: 'authentication.failure',
+  authorizationAllow: 'authorization.allow',
+  authorizationDeny: 'authorization.deny',
+  authorizationCacheHit: 'authorization.cache_hit',
+  authorizationSuperuser: 'authorization.superuser',
+  authorizationMatchedAllow: 'authorization.matched.allow',
+  authorizationMatchedDeny: 'authorization.matched.deny',
+  authorizationNomatch: 'authorization.nomatch',
 } as const;

@@ -1,0 +1,204 @@
+/**
+ * Public facade of the auth room (layer 3): the authentication chain and the authorization
+ * sources built from config, attached to the broker through the `client.authenticate` and
+ * `client.authorize` hookpoints. app.ts creates one `Auth` and calls `attach(hooks)`.
+ *
+ *   const petrel = createBroker({ authentication: { users: { bootstrap_file: 'users.csv' } } });
+ *   petrel.auth.users.add({ user_id: 'alice', password: 's3cret', is_superuser: false });
+ *
+ * Users live in memory for now; the durable store keeps them later (issue 6).
+ */
+import { readFileSync } from 'node:fs';
+import { ReasonCode } from '../codec/index.js';
+import type { PetrelConfig } from '../config/index.js';
+import type { ClientInfo, Hooks } from '../hooks/index.js';
+import type { Counter, Logger, Metrics } from '../observability/index.js';
+import { AclParseError, DEFAULT_ACL_CONF, parseAcl } from './acl.js';
+import { BuiltInDatabaseAuthenticator, runChain, type Authenticator, type AuthnResult } from './authn.js';
+import { Authorizer, type AuthzAction, type RuleSource } from './authz.js';
+import { UserImportError, UserStore } from './users.js';
+
+export { AclParseError, DEFAULT_ACL_CONF, parseAcl, topicMatches, type AclRule } from './acl.js';
+export { BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, BuiltInDatabaseAuthenticator, type Authenticator, type AuthnResult } from './authn.js';
+export { Authorizer, type AuthzAction } from './authz.js';
+export { generateSalt, hashPassword, verifyPassword, type HashAlgorithm } from './password.js';
+export { UserImportError, UserStore, type NewUser, type StoredUser, type UserInfo } from './users.js';
+
+/** A problem with an auth file (acl.conf, bootstrap users) found at start or reload. */
+export class AuthConfigError extends Error {}
+
+export interface AuthDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** A listener as the anonymous-access check sees it. */
+export interface ListenerExposure {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** A TLS listener that requires a verified client certificate. */
+  readonly requiresClientCert?: boolean;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+}
+
+interface FileSource extends RuleSource {
+  readonly path: string;
+}
+
+export class Auth {
+  /** Enabled authenticators, in chain order. */
+  readonly chain: readonly Authenticator[];
+  readonly authorizer: Authorizer;
+  private readonly fileSources: FileSource[];
+  private readonly logger: Logger;
+  private readonly success: Counter;
+  private readonly failure: Counter;
+
+  constructor(config: PetrelConfig, deps: AuthDeps) {
+    this.logger = deps.logger;
+    this.success = deps.metrics.counter('authentication.success');
+    this.failure = deps.metrics.counter('authentication.failure');
+    const chain: Authenticator[] = [];
+    for (const [name, cfg] of Object.entries(config.authentication ?? {})) {
+      if (!cfg.enable) continue;
+      const a = new BuiltInDatabaseAuthenticator(name, cfg);
+      if (cfg.bootstrap_file !== '') {
+        let added: number;
+        try {
+          added = a.users.loadBootstrap(cfg.bootstrap_file, cfg.bootstrap_type);
+        } catch (err) {
+          if (err instanceof UserImportError) throw new AuthConfigError(`authentication.${name}.bootstrap_file: ${err.message}`);
+          throw err;
+        }
+        this.logger.notice('authentication_users_loaded', { authenticator: name, file: cfg.bootstrap_file, added, users: a.users.size });
+      }
+      chain.push(a);
+    }
+    this.chain = chain;
+    this.fileSources = [];
+    for (const [name, cfg] of Object.entries(config.authorization.sources ?? {})) {
+      if (!cfg.enable) continue;
+      this.fileSources.push({ name, path: cfg.path, rules: this.readAcl(name, cfg.path) });
+    }
+    this.authorizer = new Authorizer(config.authorization, this.fileSources, deps.metrics);
+  }
+
+  private readAcl(name: string, path: string): RuleSource['rules'] {
+    let text = DEFAULT_ACL_CONF;
+    const file = path === '' ? '(default acl.conf)' : path;
+    if (path !== '') {
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (err) {
+        throw new AuthConfigError(`authorization.sources.${name}.path: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+    try {
+      const rules = parseAcl(file, text);
+      this.logger.notice('authorization_rules_loaded', { source: name, file, rules: rules.length });
+      return rules;
+    } catch (err) {
+      if (err instanceof AclParseError) throw new AuthConfigError(`authorization.sources.${name}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * The users of the first built_in_database authenticator (`petrel.auth.users.add(...)`).
+   * Throws when none is configured.
+   */
+  get users(): UserStore {
+    const a = this.chain.find((x): x is BuiltInDatabaseAuthenticator => x instanceof BuiltInDatabaseAuthenticator);
+    if (a === undefined) {
+      throw new Error('no built_in_database authenticator: configure authentication.<name>.backend = "built_in_database" to manage users');
+    }
+    return a.users;
+  }
+
+  /** The authenticator `authentication.<name>`, if enabled. */
+  authenticator(name: string): Authenticator | undefined {
+    return this.chain.find((a) => a.name === name);
+  }
+
+  /** Runs the chain for a CONNECT; logs and counts the outcome. */
+  async authenticate(info: ClientInfo, password: Buffer | undefined): Promise<AuthnResult> {
+    const r = await runChain(this.chain, info, password, (a, err) => {
+      this.logger.error('authentication_error', { authenticator: a.name, clientid: info.clientId, error: String(err), effect: 'passed to the next authenticator' });
+    });
+    if (r.result === 'allow') {
+      this.success.inc();
+      this.authorizer.authenticated(info, r.superuser);
+    } else {
+      this.failure.inc();
+      this.logger.warning('authentication_failed', {
+        clientid: info.clientId,
+        username: info.username,
+        peername: `${info.peerHost}:${info.peerPort}`,
+        listener: info.listener,
+        reason: r.result === 'deny' && r.reasonCode === 0x86 ? 'bad_username_or_password' : 'not_authorized',
+        detail: r.detail,
+        authenticator: r.result === 'deny' ? r.authenticator : undefined,
+      });
+    }
+    return r;
+  }
+
+  authorize(info: ClientInfo, action: AuthzAction, topic: string): 'allow' | 'deny' {
+    return this.authorizer.authorize(info, action, topic);
+  }
+
+  /**
+   * Re-reads every file source and drops every cached decision; on an error nothing changes
+   * and the error (naming file, line and column) is thrown.
+   */
+  reloadAcl(): void {
+    const next = this.fileSources.map((s) => this.readAcl(s.name, s.path));
+    this.fileSources.forEach((s, i) => (s.rules = next[i]!));
+    this.authorizer.clearCache();
+  }
+
+  /**
+   * Registers the hooks: authentication only when an authenticator is enabled (none: every
+   * client may connect, as EMQX), authorization only when some client could be denied.
+   */
+  attach(hooks: Hooks): void {
+    if (this.chain.length > 0) {
+      hooks.on('client.authenticate', async (info, password) => {
+        const r = await this.authenticate(info, password);
+        if (r.result === 'allow') return 'allow';
+        return { result: 'deny', reasonCode: r.result === 'deny' ? r.reasonCode : ReasonCode.NotAuthorized };
+      });
+    }
+    if (this.authorizer.active) {
+      hooks.on('client.authorize', (info, action, topic) => this.authorizer.authorize(info, action, topic));
+      hooks.on('client.connected', (info) => this.authorizer.connected(info));
+    }
+    if (this.chain.length > 0 || this.authorizer.active) {
+      hooks.on('client.disconnected', (info) => this.authorizer.disconnected(info));
+    }
+  }
+
+  /**
+   * With no authenticator, every client may connect: logs a WARNING for each listener that
+   * can be reached from other hosts (not bound to loopback) and does not require a client
+   * certificate, saying how to close it. Returns the listener ids warned about.
+   */
+  warnAnonymous(listeners: readonly ListenerExposure[]): string[] {
+    if (this.chain.length > 0) return [];
+    const open = listeners.filter((l) => !isLoopback(l.host) && l.requiresClientCert !== true);
+    for (const l of open) {
+      this.logger.warning('anonymous_access_allowed', {
+        listener: l.id,
+        bind: `${l.host}:${l.port}`,
+        fix: 'no authenticator is configured, so any client that reaches this address may connect: add one ' +
+          '(authentication.<name>.mechanism = "password_based", backend = "built_in_database", bootstrap_file = "users.csv") ' +
+          'or bind the listener to 127.0.0.1; and set authorization.no_match = "deny" with an acl.conf source',
+      });
+    }
+    return open.map((l) => l.id);
+  }
+}
