@@ -21,6 +21,7 @@ const USAGE = `Usage: petrel <command> [options]
 
 Commands:
   start [--config FILE] [--set key=value ...]   run the broker
+  ctl <command> [args] [--json]                 manage a running broker (petrel ctl help)
   bench conn|sub|pub [options]                   load generator (petrel bench --help)
   version                                        print the version
   help                                           this text
@@ -68,6 +69,12 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
       return 0;
     case 'start':
       return start(rest, deps);
+    case 'ctl':
+      return (await import('./ctl/index.js')).runCtl(rest, {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+        env: process.env,
+      });
     case 'bench':
       return (await import('./bench/index.js')).runBench(rest, {
         stdout: (s) => process.stdout.write(s),
