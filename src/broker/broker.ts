@@ -240,7 +240,8 @@ export class Broker {
     const expiresAt = r.msg_expiry_interval > 0 && msg.expiresAt === 0 ? msg.timestamp + r.msg_expiry_interval : msg.expiresAt;
     const stored: Message = { ...msg, id: this.newMessageId(), expiresAt, wire: undefined, wireForm: undefined, wireMore: undefined, refs: undefined };
     this.retained.set(stored);
-    this.store?.putRetained(this.retained.get(msg.topic) ?? stored);
+    // $SYS messages are republished at every start: not worth a disk write.
+    if (!msg.topic.startsWith('$SYS/')) this.store?.putRetained(this.retained.get(msg.topic) ?? stored);
     this.cRetained.value++;
   }
 

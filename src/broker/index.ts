@@ -17,3 +17,4 @@ export {
 } from './types.js';
 export { fnv1a } from './shared.js';
 export { Management, type SubscriptionInfo, type RouteInfo, type BrokerStats, type ManagementPublish, type ManagementSubscribeResult } from './management.js';
+export { SysTopics, SYS_EVENT_QUEUE_MAX, type SysTopicsOptions } from './sys.js';

@@ -65,7 +65,10 @@ export class OutboundEncoder {
       });
       return false;
     }
-    ch.io.send(qos === 0 ? template.buffer : withPacketId(template, packetId, dup));
+    const io = ch.io;
+    if (qos === 0) io.send(template.buffer);
+    else if (io.sendWithPacketId !== undefined) io.sendWithPacketId(template.buffer, template.packetIdOffset, packetId, dup);
+    else io.send(withPacketId(template, packetId, dup));
     this.cSent.value++;
     return true;
   }

@@ -5,6 +5,14 @@
 export interface ChannelIO {
   /** Queues bytes for the connection's batched write (flushed once per event-loop turn). */
   send(bytes: Buffer): void;
+  /**
+   * Optional fast paths (the connection has them; a fake may not, and then the channel builds
+   * the Buffer and calls `send`). `sendAck` queues the 4-byte PUBACK/PUBREC/PUBREL/PUBCOMP
+   * `first, 2, id`; `sendWithPacketId` queues a copy of a shared PUBLISH template with the
+   * packet id at `packetIdOffset` and DUP patched in. The template must stay unchanged.
+   */
+  sendAck?(first: number, packetId: number): void;
+  sendWithPacketId?(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean): void;
   /** False while outgoing bytes are above the connection's high watermark. */
   readonly writable: boolean;
   /** Flushes what is queued, then closes the socket. */

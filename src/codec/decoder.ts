@@ -65,13 +65,18 @@ export class Decoder {
   packetsDecoded = 0;
 
   private state = State.Header;
-  private readonly header = Buffer.alloc(5);
+  /**
+   * The fixed header read so far as plain numbers, not a Buffer of its own (a 5-byte Buffer
+   * per decoder cost about 185 B per connection): its first byte and its Remaining Length
+   * bytes, big-endian in one number (at most 4 bytes, so exact).
+   */
+  private first = 0;
+  private lengthBytes = 0;
   private headerLength = 0;
   private remaining = 0;
   private multiplier = 1;
   private partial: Buffer | null = null;
   private partialFilled = 0;
-  private readonly cursor: Cursor = { buf: Buffer.alloc(0), pos: 0, end: 0 };
 
   constructor(
     private readonly sink: PacketSink,
@@ -116,7 +121,8 @@ export class Decoder {
       switch (this.state) {
         case State.Header: {
           const first = chunk[pos++]!;
-          this.header[0] = first;
+          this.first = first;
+          this.lengthBytes = 0;
           this.headerLength = 1;
           if (this.awaitingConnect) {
             if (first !== 0x10) return this.failFirstByte(chunk, pos - 1);
@@ -135,12 +141,13 @@ export class Decoder {
         }
         case State.Length: {
           const b = chunk[pos++]!;
-          this.header[this.headerLength++] = b;
+          this.lengthBytes = this.lengthBytes * 256 + b;
+          this.headerLength++;
           this.remaining += (b & 0x7f) * this.multiplier;
           if (b & 0x80) {
             // [MQTT-1.5.5-1] Remaining Length takes at most 4 bytes (max 268,435,455).
             if (this.headerLength === 5) {
-              return this.fail(ReasonCode.MalformedPacket, 'remaining length longer than 4 bytes', this.header[0]! >> 4, null, 0, 0);
+              return this.fail(ReasonCode.MalformedPacket, 'remaining length longer than 4 bytes', this.first >> 4, null, 0, 0);
             }
             this.multiplier *= 128;
             // A minimally encoded value that needs another byte is at least `multiplier`: fail
@@ -149,7 +156,7 @@ export class Decoder {
               return this.fail(
                 ReasonCode.PacketTooLarge,
                 `packet of at least ${this.headerLength + 1 + this.multiplier} bytes exceeds the maximum of ${this.maxPacketSize}`,
-                this.header[0]! >> 4,
+                this.first >> 4,
                 null, 0, 0,
               );
             }
@@ -158,14 +165,14 @@ export class Decoder {
           // [MQTT-1.5.5-1] The encoded value MUST use the minimum number of bytes: a last byte
           // of 0 after a continuation byte is an overlong encoding.
           if (b === 0 && this.headerLength > 2) {
-            return this.fail(ReasonCode.MalformedPacket, 'remaining length not minimally encoded', this.header[0]! >> 4, null, 0, 0);
+            return this.fail(ReasonCode.MalformedPacket, 'remaining length not minimally encoded', this.first >> 4, null, 0, 0);
           }
           const size = this.headerLength + this.remaining;
           if (size > this.maxPacketSize) {
             return this.fail(
               ReasonCode.PacketTooLarge,
               `packet of ${size} bytes exceeds the maximum of ${this.maxPacketSize}`,
-              this.header[0]! >> 4,
+              this.first >> 4,
               null, 0, 0,
             );
           }
@@ -214,9 +221,10 @@ export class Decoder {
 
   /** Parses one body and hands the packet on; false when decoding failed. */
   private dispatch(buf: Buffer, start: number, end: number): boolean {
-    const first = this.header[0]!;
+    const first = this.first;
     const type = first >> 4;
-    const c = this.cursor;
+    // One cursor for all decoders: parseBody is synchronous and never re-enters a decoder.
+    const c = CURSOR;
     c.buf = buf;
     c.pos = start;
     c.end = end;
@@ -262,7 +270,8 @@ export class Decoder {
   private failWith(err: MqttReasonError, body: Buffer | null, start: number, end: number): void {
     this.state = State.Failed;
     this.partial = null;
-    const head = this.header.toString('hex', 0, this.headerLength);
+    let head = this.first.toString(16).padStart(2, '0');
+    if (this.headerLength > 1) head += this.lengthBytes.toString(16).padStart(2 * (this.headerLength - 1), '0');
     const room = HEX_EXCERPT_MAX_BYTES - this.headerLength;
     err.hex = body === null ? head : head + body.toString('hex', start, Math.min(end, start + room));
     this.sink.onDecodeError(err);
@@ -270,6 +279,7 @@ export class Decoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+const CURSOR: Cursor = { buf: EMPTY, pos: 0, end: 0 };
 
 /** Decodes a buffer holding whole packets (tests, tools). Throws the first MqttReasonError. */
 export function decodeAll(buf: Buffer, options: DecoderOptions = {}): Packet[] {

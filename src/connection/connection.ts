@@ -56,6 +56,79 @@ export interface ConnectionInfo {
   overload?: OverloadMonitor;
 }
 
+/** Templates whose packet id lies this far in or further are copied at once (see `pending`). */
+const PATCH_OFFSET_LIMIT = 8192;
+
+/** Writes the 4-byte acknowledgement `code` (see Connection.pending) at `pos`. */
+function writeAck(out: Buffer, pos: number, code: number): void {
+  out[pos] = code >>> 16;
+  out[pos + 1] = 2;
+  out[pos + 2] = (code >>> 8) & 0xff;
+  out[pos + 3] = code & 0xff;
+}
+
+/** Sets packet id and DUP in the PUBLISH at `start` of `out` from a patch code (< 0). */
+function applyPatch(out: Buffer, start: number, code: number): void {
+  const v = -1 - code;
+  const at = start + (v >>> 17);
+  out[start] = (v >>> 16) & 1 ? out[start]! | 0x08 : out[start]! & 0xf7;
+  out[at] = (v >>> 8) & 0xff;
+  out[at + 1] = v & 0xff;
+}
+
+function patchedCopy(template: Buffer, offset: number, packetId: number, dup: boolean): Buffer {
+  const out = Buffer.allocUnsafe(template.length);
+  out.set(template, 0);
+  out[0] = dup ? out[0]! | 0x08 : out[0]! & 0xf7;
+  out[offset] = packetId >> 8;
+  out[offset + 1] = packetId & 0xff;
+  return out;
+}
+
+/** One Buffer of a turn's output (`total` bytes): Buffers copied, acks and patches written. */
+function gather(pending: readonly (Buffer | number)[], total: number): Buffer {
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  let last = 0;
+  for (let i = 0; i < pending.length; i++) {
+    const item = pending[i]!;
+    if (typeof item !== 'number') {
+      out.set(item, pos);
+      last = pos;
+      pos += item.length;
+    } else if (item >= 0) {
+      writeAck(out, pos, item);
+      pos += 4;
+    } else {
+      applyPatch(out, last, item);
+    }
+  }
+  return out;
+}
+
+/** Writes a large turn's output item by item (corked): acks and patched copies made here. */
+function writeEach(socket: Duplex, pending: readonly (Buffer | number)[]): void {
+  for (let i = 0; i < pending.length; i++) {
+    const item = pending[i]!;
+    if (typeof item === 'number') {
+      const ack = Buffer.allocUnsafe(4);
+      writeAck(ack, 0, item);
+      socket.write(ack);
+      continue;
+    }
+    const next = pending[i + 1];
+    if (typeof next === 'number' && next < 0) {
+      const copy = Buffer.allocUnsafe(item.length);
+      copy.set(item, 0);
+      applyPatch(copy, 0, next);
+      socket.write(copy);
+      i++;
+    } else {
+      socket.write(item);
+    }
+  }
+}
+
 /** Why reading is paused (bits): the channel (CONNECT authentication), a rate limit. */
 const PAUSED_BY_CHANNEL = 1;
 const PAUSED_BY_RATE = 2;
@@ -68,6 +141,10 @@ const PAUSED_BY_RATE = 2;
  */
 const PASS_HELD =
   (1 << PacketType.PUBACK) | (1 << PacketType.PUBREC) | (1 << PacketType.PUBREL) | (1 << PacketType.PUBCOMP) | (1 << PacketType.PINGREQ);
+
+/** The socket's property that names its connection (for the shared socket listeners). */
+const OWNER = Symbol('petrel.connection');
+type OwnedSocket = Duplex & { [OWNER]: Connection };
 
 /** The wheel task that retries a rate-paused connection (one per such connection, reused). */
 class FlowResume implements TimerTask {
@@ -86,7 +163,14 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   readonly peerPort: number;
   readonly listener: string;
 
-  private pending: Buffer[] = [];
+  /**
+   * This turn's output, in order (made on first send, reused across turns): Buffers, and small
+   * integers for what `gather` writes itself, so the commonest packets cost no Buffer of
+   * their own. An integer >= 0 is a 4-byte acknowledgement, `first << 16 | packetId`; one
+   * < 0 patches the Buffer just before it (a shared PUBLISH template): `-1 - (offset << 1 |
+   * dup) * 65536 - packetId`, the packet id at `offset`, DUP set when `dup`.
+   */
+  private pending: (Buffer | number)[] | null = null;
   private pendingBytes = 0;
   private dirty = false;
   private blocked = false;
@@ -133,25 +217,43 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.timeoutMs = broker.config.mqtt.idle_timeout;
     if (Number.isFinite(this.timeoutMs)) this.timer = broker.wheel.schedule(this, this.timeoutMs);
 
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onSocketGone());
-    socket.on('close', () => this.onSocketGone());
-    socket.on('error', () => this.onSocketGone());
-    socket.on('drain', () => this.onDrain());
+    // Shared listeners that find the connection through the socket (the emitter is `this`
+    // in a listener): no closures per connection.
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', Connection.socketData);
+    socket.on('end', Connection.socketGone);
+    socket.on('close', Connection.socketGone);
+    socket.on('error', Connection.socketGone);
+    socket.on('drain', Connection.socketDrain);
+  }
+
+  private static socketData(this: OwnedSocket, chunk: Buffer): void {
+    this[OWNER].onData(chunk);
+  }
+
+  private static socketGone(this: OwnedSocket): void {
+    this[OWNER].onSocketGone();
+  }
+
+  private static socketDrain(this: OwnedSocket): void {
+    this[OWNER].onDrain();
   }
 
   private onData(chunk: Buffer): void {
     this.lastReceived = this.broker.wheel.now;
     this.cBytesIn.value += chunk.length;
+    this.channel.readTime = 0; // also cleared after the read: a sink that threw left it set
     const lf = this.listenerFlow;
     if (!this.throttled && (lf === null || !lf.active)) {
       this.decoder.feed(chunk);
+      this.channel.readTime = 0;
       return;
     }
     // Reading is paused while anything is held, so a second chunk is rare (one already in
     // the stream's buffer when it paused).
     this.heldBytes = this.heldBytes === null ? chunk : Buffer.concat([this.heldBytes, chunk]);
     this.pump();
+    this.channel.readTime = 0;
   }
 
   // PacketSink
@@ -251,6 +353,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   /** Throttled: the limits changed or the wheel's retry is due; move held input on. */
   flowChanged(): void {
     if (this.throttled) this.pump();
+    this.channel.readTime = 0;
   }
 
   /** Bytes read from the socket and not yet decoded, held by a rate limit (tests, stats). */
@@ -329,8 +432,32 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   // ChannelIO
   send(bytes: Buffer): void {
     if (this.closed) return;
-    this.pending.push(bytes);
+    (this.pending ??= []).push(bytes);
     this.pendingBytes += bytes.length;
+    if (!this.dirty) {
+      this.dirty = true;
+      scheduleFlush(this);
+    }
+  }
+
+  sendAck(first: number, packetId: number): void {
+    if (this.closed) return;
+    (this.pending ??= []).push((first << 16) | packetId);
+    this.pendingBytes += 4;
+    if (!this.dirty) {
+      this.dirty = true;
+      scheduleFlush(this);
+    }
+  }
+
+  sendWithPacketId(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean): void {
+    if (this.closed) return;
+    if (packetIdOffset >= PATCH_OFFSET_LIMIT) {
+      this.send(patchedCopy(template, packetIdOffset, packetId, dup));
+      return;
+    }
+    (this.pending ??= []).push(template, -1 - ((packetIdOffset << 1) | (dup ? 1 : 0)) * 65536 - packetId);
+    this.pendingBytes += template.length;
     if (!this.dirty) {
       this.dirty = true;
       scheduleFlush(this);
@@ -347,19 +474,22 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   flush(): void {
     this.dirty = false;
     const pending = this.pending;
-    if (pending.length === 0 || this.closed) return;
+    if (pending === null || pending.length === 0 || this.closed) return;
     const total = this.pendingBytes;
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.cBytesOut.value += total;
     const socket = this.socket;
-    if (pending.length === 1) socket.write(pending[0]!);
-    else if (total <= CONCAT_LIMIT) socket.write(Buffer.concat(pending, total));
+    const only = pending.length === 1 ? pending[0]! : 0;
+    if (typeof only !== 'number') socket.write(only);
+    else if (total <= CONCAT_LIMIT) socket.write(gather(pending, total));
     else {
       socket.cork();
-      for (const b of pending) socket.write(b);
+      writeEach(socket, pending);
       socket.uncork();
     }
+    pending.length = 0;
+    if (this.pending === null) this.pending = pending;
     if (this.ending) this.finishClose();
     else {
       if (this.info.guard !== undefined) this.checkForceShutdown();
@@ -369,7 +499,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   abort(): void {
     this.dirty = false;
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.socket.destroy();
   }

@@ -65,11 +65,16 @@ class RetryTimer implements TimerTask {
 }
 
 export class Session implements SessionHandle, TimerTask {
-  readonly subscriptions = new Map<string, SessionSubscription>();
-  readonly inflight = new Map<number, InflightEntry>();
-  readonly mqueue = new Deque<Queued>();
-  /** Inbound QoS 2 packet ids awaiting PUBREL, with their arrival time. */
-  readonly awaitingRel = new Map<number, number>();
+  /** Made on first use, like the maps below (see `subscriptions`). */
+  private subs: Map<string, SessionSubscription> | null = null;
+  /**
+   * Messages in flight, the mqueue and the awaiting-PUBREL ids are made on first use (most
+   * sessions of an idle or QoS 0 client never need them: about 0.5 KB each saved). Readers
+   * outside get a shared empty view until then; inside, `null` means empty.
+   */
+  private inflightMap: Map<number, InflightEntry> | null = null;
+  private queue: Deque<Queued> | null = null;
+  private awaitingRelMap: Map<number, number> | null = null;
   /** Session expiry interval in ms (0 = ends with the connection; Infinity = never). */
   expiryInterval = 0;
   /** The client's Receive Maximum (MQTT 5), 65535 when not given. */
@@ -90,7 +95,7 @@ export class Session implements SessionHandle, TimerTask {
   private outlet: SessionOutlet | null = null;
   private nextPacketId = 1;
   private expiryEntry: TimerEntry | null = null;
-  private readonly retry = new RetryTimer(this);
+  private retry: RetryTimer | null = null;
   private dropBurst = false;
   private readonly cDroppedQueueFull: Counter;
   private readonly cDroppedExpired: Counter;
@@ -103,6 +108,26 @@ export class Session implements SessionHandle, TimerTask {
     this.cDroppedQueueFull = broker.metrics.counter(MetricName.messagesDroppedQueueFull);
     this.cDroppedExpired = broker.metrics.counter(MetricName.messagesDroppedExpired);
     this.cAcked = broker.metrics.counter(MetricName.messagesAcked);
+  }
+
+  /** The session's subscriptions by raw filter (made on first access). */
+  get subscriptions(): Map<string, SessionSubscription> {
+    return (this.subs ??= new Map());
+  }
+
+  /** Messages in flight by packet id (read-only: the session alone changes it). */
+  get inflight(): ReadonlyMap<number, InflightEntry> {
+    return this.inflightMap ?? EMPTY_MAP;
+  }
+
+  /** Messages queued for the client, oldest first (read-only). */
+  get mqueue(): ReadonlyDeque<Queued> {
+    return this.queue ?? EMPTY_DEQUE;
+  }
+
+  /** Inbound QoS 2 packet ids awaiting PUBREL, with their arrival time (read-only). */
+  get awaitingRel(): ReadonlyMap<number, number> {
+    return this.awaitingRelMap ?? EMPTY_MAP;
   }
 
   get online(): boolean {
@@ -132,7 +157,7 @@ export class Session implements SessionHandle, TimerTask {
       store.putSession(this.clientId, expiryInterval);
       if (!this.persisted) {
         this.persisted = true;
-        for (const sub of this.subscriptions.values()) store.putSubscription(this.clientId, persistedSubscription(sub));
+        if (this.subs !== null) for (const sub of this.subs.values()) store.putSubscription(this.clientId, persistedSubscription(sub));
       }
     } else if (this.persisted) {
       store.deleteSession(this.clientId);
@@ -148,7 +173,7 @@ export class Session implements SessionHandle, TimerTask {
   }
 
   removeSubscription(filter: string): boolean {
-    if (!this.subscriptions.delete(filter)) return false;
+    if (this.subs === null || !this.subs.delete(filter)) return false;
     this.store?.deleteSubscription(this.clientId, filter);
     return true;
   }
@@ -205,7 +230,8 @@ export class Session implements SessionHandle, TimerTask {
 
   deliver(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[]): void {
     const outlet = this.outlet;
-    if (outlet !== null && this.mqueue.length === 0 && outlet.writable) {
+    const queue = this.queue;
+    if (outlet !== null && (queue === null || queue.length === 0) && outlet.writable) {
       if (qos === 0) {
         if (msg.expiresAt !== 0 && msg.expiresAt <= Date.now()) {
           this.cDroppedExpired.value++;
@@ -226,17 +252,18 @@ export class Session implements SessionHandle, TimerTask {
     const cfg = this.broker.config.mqtt;
     // QoS 0 for an offline client is kept only with mqueue_store_qos0 (EMQX's rule).
     if (q.qos === 0 && this.outlet === null && !cfg.mqueue_store_qos0) return;
-    if (this.mqueue.length >= cfg.max_mqueue_len) {
+    const queue = (this.queue ??= new Deque<Queued>());
+    if (queue.length >= cfg.max_mqueue_len) {
       if (cfg.max_mqueue_len === 0) {
         this.dropped(q);
         return;
       }
-      this.dropped(this.mqueue.shift()!); // oldest first
+      this.dropped(queue.shift()!); // oldest first
     }
     // A queued message may wait for hours: do not let it pin the socket chunk it came in.
     if (q.msg.refs === undefined) ownPayload(q.msg);
     this.persist(q, 'queued', 0);
-    this.mqueue.push(q);
+    queue.push(q);
   }
 
   private dropped(q: Queued): void {
@@ -263,7 +290,7 @@ export class Session implements SessionHandle, TimerTask {
     for (;;) {
       const id = this.nextPacketId;
       this.nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.inflight.has(id)) return id;
+      if (this.inflightMap === null || !this.inflightMap.has(id)) return id;
     }
   }
 
@@ -286,9 +313,10 @@ export class Session implements SessionHandle, TimerTask {
       phase: 'publish',
       sentAt: this.broker.wheel.now,
     };
-    this.inflight.set(packetId, entry);
+    const inflight = (this.inflightMap ??= new Map());
+    inflight.set(packetId, entry);
     if (!outlet.sendPublish(q.msg, q.qos, q.retain, q.subscriptionIds, packetId, false)) {
-      this.inflight.delete(packetId); // too large for the client: as if delivered
+      inflight.delete(packetId); // too large for the client: as if delivered
       this.unpersist(entry);
       return;
     }
@@ -300,8 +328,8 @@ export class Session implements SessionHandle, TimerTask {
   /** Moves queued messages to the wire while the window and the socket allow. */
   drain(): void {
     const outlet = this.outlet;
-    if (outlet === null) return;
-    const q = this.mqueue;
+    const q = this.queue;
+    if (outlet === null || q === null) return;
     while (q.length > 0 && outlet.writable && this.outlet === outlet) {
       const next = q.peek()!;
       if (next.qos === 0) {
@@ -319,9 +347,10 @@ export class Session implements SessionHandle, TimerTask {
 
   /** PUBACK from the client. Returns false when the id was not in flight as QoS 1. */
   onPuback(packetId: number): boolean {
-    const e = this.inflight.get(packetId);
+    const inflight = this.inflightMap;
+    const e = inflight?.get(packetId);
     if (e === undefined || e.qos !== 1) return false;
-    this.inflight.delete(packetId);
+    inflight!.delete(packetId);
     this.unpersist(e);
     this.acked(e);
     this.drain();
@@ -333,11 +362,12 @@ export class Session implements SessionHandle, TimerTask {
    * PUBREC), false when the id is unknown (MQTT 5: PUBREL 0x92).
    */
   onPubrec(packetId: number, reasonCode: number): boolean {
-    const e = this.inflight.get(packetId);
+    const inflight = this.inflightMap;
+    const e = inflight?.get(packetId);
     if (e === undefined || e.qos !== 2) return false;
     if (reasonCode >= 0x80) {
       // [MQTT-4.3.3-?] a failed PUBREC ends the exchange; the id is free again.
-      this.inflight.delete(packetId);
+      inflight!.delete(packetId);
       this.unpersist(e);
       this.drain();
       return false;
@@ -352,9 +382,10 @@ export class Session implements SessionHandle, TimerTask {
 
   /** PUBCOMP from the client. */
   onPubcomp(packetId: number): boolean {
-    const e = this.inflight.get(packetId);
+    const inflight = this.inflightMap;
+    const e = inflight?.get(packetId);
     if (e === undefined || e.phase !== 'pubrel') return false;
-    this.inflight.delete(packetId);
+    inflight!.delete(packetId);
     this.unpersist(e);
     this.acked(e);
     this.drain();
@@ -371,9 +402,10 @@ export class Session implements SessionHandle, TimerTask {
 
   /** Returns 'duplicate' when the id awaits PUBREL already, 'full' over max_awaiting_rel. */
   beginInboundQoS2(packetId: number): 'new' | 'duplicate' | 'full' {
-    if (this.awaitingRel.has(packetId)) return 'duplicate';
-    if (this.awaitingRel.size >= this.broker.config.mqtt.max_awaiting_rel) return 'full';
-    this.awaitingRel.set(packetId, this.broker.wheel.now);
+    const rel = (this.awaitingRelMap ??= new Map());
+    if (rel.has(packetId)) return 'duplicate';
+    if (rel.size >= this.broker.config.mqtt.max_awaiting_rel) return 'full';
+    rel.set(packetId, this.broker.wheel.now);
     this.store?.putAwaitingRel(this.clientId, packetId);
     this.armRetry();
     return 'new';
@@ -381,7 +413,7 @@ export class Session implements SessionHandle, TimerTask {
 
   /** PUBREL from the client: true when the id was awaiting it. */
   release(packetId: number): boolean {
-    if (!this.awaitingRel.delete(packetId)) return false;
+    if (this.awaitingRelMap === null || !this.awaitingRelMap.delete(packetId)) return false;
     this.store?.deleteAwaitingRel(this.clientId, packetId);
     return true;
   }
@@ -399,11 +431,12 @@ export class Session implements SessionHandle, TimerTask {
     this.retryInterval = retryInterval;
     this.broker.wheel.cancel(this.expiryEntry);
     this.expiryEntry = null;
-    for (const e of this.inflight.values()) {
+    const inflight = this.inflightMap;
+    if (inflight !== null) for (const e of inflight.values()) {
       e.sentAt = this.broker.wheel.now;
       if (e.phase === 'pubrel') outlet.sendPubrel(e.packetId);
       else if (!outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) {
-        this.inflight.delete(e.packetId);
+        inflight.delete(e.packetId);
         this.unpersist(e);
       }
     }
@@ -437,14 +470,14 @@ export class Session implements SessionHandle, TimerTask {
     msg.refs = (msg.refs ?? 0) + 1;
     if (seq > this.lastSeq) this.lastSeq = seq;
     if (state === 'queued') {
-      this.mqueue.push({ msg, qos, retain, subscriptionIds, seq });
+      (this.queue ??= new Deque<Queued>()).push({ msg, qos, retain, subscriptionIds, seq });
     } else {
-      this.inflight.set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now });
+      (this.inflightMap ??= new Map()).set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now });
     }
   }
 
   restoreAwaitingRel(packetId: number): void {
-    this.awaitingRel.set(packetId, this.broker.wheel.now);
+    (this.awaitingRelMap ??= new Map()).set(packetId, this.broker.wheel.now);
   }
 
   /** Session expiry fired. */
@@ -464,13 +497,14 @@ export class Session implements SessionHandle, TimerTask {
       this.forgetPersistedDeliveries();
       this.persisted = false;
     }
-    for (const s of this.subscriptions.values()) this.broker.unsubscribe(this, s.filter);
-    this.subscriptions.clear();
-    this.inflight.clear();
-    this.mqueue.clear();
-    this.awaitingRel.clear();
+    const subs = this.subs;
+    this.subs = null;
+    if (subs !== null) for (const s of subs.values()) this.broker.unsubscribe(this, s.filter);
+    this.inflightMap = null;
+    this.queue = null;
+    this.awaitingRelMap = null;
     this.broker.wheel.cancel(this.expiryEntry);
-    this.broker.wheel.cancel(this.retry.entry);
+    if (this.retry !== null) this.broker.wheel.cancel(this.retry.entry);
     this.broker.unregisterSession(this);
     this.broker.sessionEnded(this.clientId);
     if (this.broker.hooks.has('session.terminated')) this.broker.hooks.run('session.terminated', this.clientId, reason);
@@ -487,14 +521,15 @@ export class Session implements SessionHandle, TimerTask {
     const delay = Math.min(needRetry ? this.retryInterval : Infinity, needRel ? cfg.await_rel_timeout : Infinity);
     const wheel = this.broker.wheel;
     const wait = Math.max(delay / 4, wheel.tickMs);
-    const current = this.retry.entry;
+    const retry = (this.retry ??= new RetryTimer(this));
+    const current = retry.entry;
     // Keep a pending check unless the new need is due sooner (a retry interval shorter than
     // the await-PUBREL timeout that armed it).
     if (current !== null) {
       if (current.deadline <= wheel.now + wait) return;
       wheel.cancel(current);
     }
-    this.retry.entry = wheel.schedule(this.retry, wait);
+    retry.entry = wheel.schedule(retry, wait);
   }
 
   /** Resends overdue inflight messages (3.x) and forgets overdue awaiting-PUBREL ids. */
@@ -509,9 +544,10 @@ export class Session implements SessionHandle, TimerTask {
       }
     }
     const timeout = this.broker.config.mqtt.await_rel_timeout;
-    for (const [id, at] of this.awaitingRel) {
+    const rel = this.awaitingRelMap;
+    if (rel !== null) for (const [id, at] of rel) {
       if (now - at >= timeout) {
-        this.awaitingRel.delete(id);
+        rel.delete(id);
         this.store?.deleteAwaitingRel(this.clientId, id);
         this.broker.metrics.counter(MetricName.messagesDroppedAwaitRelTimeout).inc();
         this.broker.logger.warning('await_rel_timeout', { clientid: this.clientId, packet_id: id });
@@ -520,6 +556,15 @@ export class Session implements SessionHandle, TimerTask {
     this.armRetry();
   }
 }
+
+/** What outside readers see of a session's queue. */
+export interface ReadonlyDeque<T> extends Iterable<T> {
+  readonly length: number;
+  peek(): T | undefined;
+}
+
+const EMPTY_MAP: ReadonlyMap<number, never> = new Map<number, never>();
+const EMPTY_DEQUE: ReadonlyDeque<never> = new Deque<never>();
 
 function persistedSubscription(sub: SessionSubscription): PersistedSubscription {
   const o = sub.options;

@@ -115,6 +115,7 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
         if (ch.state !== 'authenticating') return; // closed meanwhile (idle timeout, socket gone)
         ch.io.resumeReading();
         if (decision === 'deny') return refuseConnect(ch, ReasonCode.NotAuthorized, 'authentication denied');
+        if (typeof decision === 'object') return refuseConnect(ch, decision.reasonCode, 'authentication denied');
         completeConnect(ch, p, assigned);
       },
       (err: unknown) => {

@@ -22,6 +22,11 @@ import { forwardable } from '../properties.js';
 /** Answers a QoS 1/2 PUBLISH with PUBACK / PUBREC carrying `code`. */
 function ack(ch: Channel, p: PublishPacket, code: number, reason?: string): void {
   const v5 = ch.protocolVersion === 5;
+  if (!v5 || (code === 0 && reason === undefined)) {
+    // The common case, in its short form (packet id only).
+    ch.sendAck(p.qos === 1 ? 0x40 : 0x50, p.packetId!);
+    return;
+  }
   ch.send({
     type: p.qos === 1 ? PacketType.PUBACK : PacketType.PUBREC,
     packetId: p.packetId!,
@@ -67,9 +72,9 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
       if (alias > cfg.max_topic_alias) {
         return ch.fail(new MqttReasonError(ReasonCode.TopicAliasInvalid, `topic alias ${alias} above the maximum ${cfg.max_topic_alias}`, PacketType.PUBLISH));
       }
-      if (topic.length > 0) ch.inboundAliases.set(alias, topic);
+      if (topic.length > 0) (ch.inboundAliases ??= new Map()).set(alias, topic);
       else {
-        const known = ch.inboundAliases.get(alias);
+        const known = ch.inboundAliases?.get(alias);
         if (known === undefined) {
           return ch.fail(new MqttReasonError(ReasonCode.ProtocolError, `unknown topic alias ${alias}`, PacketType.PUBLISH));
         }
@@ -91,6 +96,9 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   }
   if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target) === 'deny') {
     broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic });
+    if (broker.config.authorization.deny_action === 'disconnect') {
+      return ch.fail(new MqttReasonError(ReasonCode.NotAuthorized, `publish to ${topic} not authorized`, PacketType.PUBLISH));
+    }
     return reject(ch, p, ReasonCode.NotAuthorized, 'not authorized');
   }
 
@@ -119,7 +127,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     }
   }
 
-  const now = Date.now();
+  const now = ch.now();
   let expiresAt = 0;
   const expiry = props?.messageExpiryInterval;
   if (expiry !== undefined) expiresAt = now + expiry * 1000;
@@ -179,6 +187,7 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
   const known = ch.session!.onPubrec(p.packetId, p.reasonCode);
   if (p.reasonCode >= 0x80) return; // the exchange ends here [MQTT-4.3.3-?]
   // [MQTT-4.3.3-?] answer with PUBREL; MQTT 5 says 0x92 when the id is not known.
+  if (known || ch.protocolVersion < 5) return ch.sendAck(0x62, p.packetId);
   ch.send({
     type: PacketType.PUBREL,
     packetId: p.packetId,
@@ -188,6 +197,7 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
 
 export function handlePubrel(ch: Channel, p: PubrelPacket): void {
   const known = ch.session!.release(p.packetId);
+  if (known || ch.protocolVersion < 5) return ch.sendAck(0x70, p.packetId);
   ch.send({
     type: PacketType.PUBCOMP,
     packetId: p.packetId,
