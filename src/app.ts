@@ -2,9 +2,11 @@
  * The one place that wires the rooms together from config (design.md "top").
  * `createBroker(values)` is the library entry point; `petrel start` uses it too.
  */
+import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { ApiServer } from './api/index.js';
-import { Broker, Management, TimerWheel } from './broker/index.js';
+import { Auth } from './auth/index.js';
+import { Broker, Management, SysTopics, TimerWheel } from './broker/index.js';
 import {
   ConfigError,
   loadConfig,
@@ -53,6 +55,8 @@ export class Petrel {
   readonly hooks = new Hooks();
   readonly wheel = new TimerWheel();
   readonly broker: Broker;
+  /** Authentication chain and authorization sources (`authentication`, `authorization`). */
+  readonly auth: Auth;
   /** The durable store (durable_storage.mode = durable), null in memory mode. */
   readonly store: DurableStore | null;
   private readonly committer: Committer;
@@ -66,12 +70,16 @@ export class Petrel {
   readonly overload: OverloadMonitor;
   /** The REST API on dashboard.listeners.http.bind, or null when disabled. */
   readonly api: ApiServer | null;
+  /** `$SYS/brokers/<node>/...` (sys_topics.*), published while started. */
+  readonly sys: SysTopics;
   private started = false;
 
   constructor(config: PetrelConfig, options: CreateBrokerOptions = {}) {
     this.config = config;
     this.logger = new Logger(config.log.level, options.logSink, config.log.format);
     this.hooks.onError = (name, err) => this.logger.error('hook_failed', { hook: name, error: String(err) });
+    this.auth = new Auth(config, { logger: this.logger, metrics: this.metrics });
+    this.auth.attach(this.hooks);
     this.store = config.durable_storage.mode === 'durable'
       ? new SqliteDurableStore({ dir: config.node.data_dir, sync: config.durable_storage.sync })
       : null;
@@ -93,9 +101,14 @@ export class Petrel {
     this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
     this.committer = { commit: () => this.commitStore() };
+    const management = new Management(this.broker);
+    this.sys = new SysTopics(this.broker, management, {
+      version: packageVersion(),
+      listenerPort: (id) => this.listeners.find((l) => l.id === id)?.address.port,
+    });
     this.api = config.dashboard.listeners.http.enable
       ? new ApiServer({
-        management: new Management(this.broker),
+        management,
         config,
         logger: this.logger,
         listeners: () => this.listenerStats(),
@@ -209,14 +222,30 @@ export class Petrel {
       this.closeStore();
       throw err;
     }
+    this.auth.warnAnonymous(this.listeners.map((l) => ({
+      id: l.id,
+      host: l.address.host,
+      port: l.address.port,
+      requiresClientCert: this.requiresClientCert(l.id),
+    })));
     this.started = true;
+    this.sys.start();
     this.logger.notice('broker_started', { node: this.config.node.name, listeners: this.listeners.map((l) => `${l.id}@${l.address.host}:${l.address.port}`) });
+  }
+
+  /** An ssl/wss listener that refuses clients without a verified certificate. */
+  private requiresClientCert(id: string): boolean {
+    const [type, name] = id.split(':');
+    if ((type !== 'ssl' && type !== 'wss') || name === undefined) return false;
+    const opts = this.config.listeners[type][name]?.ssl_options;
+    return opts !== undefined && opts.verify === 'verify_peer' && opts.fail_if_no_peer_cert;
   }
 
   /** Stops accepting, disconnects every client (DISCONNECT 0x8B on MQTT 5), stops timers. */
   async stop(): Promise<void> {
     // Stop accepting first; the listeners' close completes once their connections are gone,
     // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about.
+    this.sys.stop();
     await this.api?.stop();
     const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();
@@ -357,6 +386,15 @@ export class Petrel {
       if (r !== null) out.push(r);
     }
     return out;
+  }
+}
+
+/** The package's version (dist/src/app.js -> package.json), for `$SYS/.../version`. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
   }
 }
 

@@ -29,6 +29,7 @@ export type {
   RetainerConfig,
   DelayedConfig,
   DurableStorageConfig,
+  SysTopicsConfig,
   BindAddress,
   RateLimit,
   RateLimitWithBurst,
@@ -37,5 +38,10 @@ export type {
   LogLevel,
   LogFormat,
   SharedSubscriptionStrategy,
+  AuthenticatorConfig,
+  PasswordHashAlgorithmConfig,
+  AuthorizationConfig,
+  AuthorizationSourceConfig,
 } from './types.js';
-export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY } from './types.js';
+export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY,
+  PASSWORD_HASH_ALGORITHMS, SALT_POSITIONS, PBKDF2_MAC_FUNS, USER_ID_TYPES, BOOTSTRAP_TYPES } from './types.js';

@@ -7,7 +7,16 @@
  * Key names and defaults follow EMQX 5.8 where EMQX has the key, so an EMQX user's numbers
  * carry over.
  */
-import { LISTENER_TYPES, LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES, TLS_VERIFY, type ListenerType } from './types.js';
+import {
+  AUTHN_BACKENDS,
+  AUTHN_MECHANISMS,
+  AUTHZ_SOURCE_TYPES,
+  BOOTSTRAP_TYPES,
+  PASSWORD_HASH_ALGORITHMS,
+  PBKDF2_MAC_FUNS,
+  SALT_POSITIONS,
+  USER_ID_TYPES,
+  LISTENER_TYPES, LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES, TLS_VERIFY, type ListenerType } from './types.js';
 
 export type KeyType =
   | 'string'
@@ -58,6 +67,14 @@ export const NAME_WILDCARD = '<name>';
 export const NAME_SEGMENT = /^[A-Za-z0-9_-]+$/;
 
 const MB = 1024 * 1024;
+
+/**
+ * A string key that accepts one of few words, for kinds that have one member so far (an enum
+ * needs two): `authentication.<name>.mechanism` is password_based until JWT and SCRAM come.
+ */
+function oneOf(words: readonly string[]): { readonly regex: RegExp; readonly hint: string } {
+  return { regex: new RegExp(`^(${words.join('|')})$`), hint: words.map((w) => `"${w}"`).join(' or ') };
+}
 
 /** EMQX's default ports: tcp 1883, ssl 8883, ws 8083, wss 8084. */
 const DEFAULT_PORTS: Readonly<Record<ListenerType, number>> = { tcp: 1883, ssl: 8883, ws: 8083, wss: 8084 };
@@ -430,6 +447,88 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'durable_storage.sync', type: 'enum', values: ['normal', 'full'], default: 'normal', reloadable: false,
     doc: 'normal: a commit survives a crash of the process; full: it also survives a power loss (fsync per commit, slower).',
   },
+  // authentication (an ordered chain of authenticators, EMQX's `authentication`)
+  {
+    key: 'authentication.<name>.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Use this authenticator; the chain is the authenticators in the order their names first appear in the config. None enabled: every client may connect (as EMQX).',
+  },
+  {
+    key: 'authentication.<name>.mechanism', type: 'string', pattern: oneOf(AUTHN_MECHANISMS), default: 'password_based', reloadable: false,
+    doc: 'How clients prove who they are: password_based (username/client id and password from CONNECT).',
+  },
+  {
+    key: 'authentication.<name>.backend', type: 'string', pattern: oneOf(AUTHN_BACKENDS), default: 'built_in_database', reloadable: false,
+    doc: 'Where users are looked up: built_in_database (users kept by the broker, seeded from bootstrap_file, managed with petrel.auth.users).',
+  },
+  {
+    key: 'authentication.<name>.user_id_type', type: 'enum', values: USER_ID_TYPES, default: 'username', reloadable: false,
+    doc: 'Which CONNECT field is the user_id looked up: username or clientid. A client whose user_id is unknown passes to the next authenticator.',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.name', type: 'enum', values: PASSWORD_HASH_ALGORITHMS, default: 'sha256', reloadable: false,
+    doc: 'How stored passwords are hashed (EMQX\'s options, so exported user tables verify unchanged).',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.salt_position', type: 'enum', values: SALT_POSITIONS, default: 'prefix', reloadable: false,
+    doc: 'plain/md5/sha/sha256/sha512: hash(salt + password) with prefix, hash(password + salt) with suffix, no salt with disable.',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.salt_rounds', type: 'integer', default: 10, reloadable: false, min: 4, max: 31,
+    doc: 'bcrypt: the cost factor of newly hashed passwords (stored hashes carry their own).',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.mac_fun', type: 'enum', values: PBKDF2_MAC_FUNS, default: 'sha256', reloadable: false,
+    doc: 'pbkdf2: the HMAC hash function.',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.iterations', type: 'integer', default: 4096, reloadable: false, min: 1, max: 100_000_000,
+    doc: 'pbkdf2: the iteration count.',
+  },
+  {
+    key: 'authentication.<name>.password_hash_algorithm.dk_length', type: 'integer', default: 0, reloadable: false, min: 0, max: 1024,
+    doc: 'pbkdf2: derived key length in bytes; 0 = the output size of mac_fun.',
+  },
+  {
+    key: 'authentication.<name>.bootstrap_file', type: 'string', default: '', reloadable: false,
+    doc: 'built_in_database: users read at start from this CSV or JSON file (EMQX\'s import format); users already present are kept. Empty: none.',
+  },
+  {
+    key: 'authentication.<name>.bootstrap_type', type: 'enum', values: BOOTSTRAP_TYPES, default: 'plain', reloadable: false,
+    doc: 'plain: the file has user_id,password,is_superuser (hashed at start); hash: user_id,password_hash,salt,is_superuser.',
+  },
+  // authorization
+  {
+    key: 'authorization.no_match', type: 'enum', values: ['allow', 'deny'], default: 'allow', reloadable: false,
+    doc: 'Decision when no source has a rule for the client, action and topic; set deny in production.',
+  },
+  {
+    key: 'authorization.deny_action', type: 'enum', values: ['ignore', 'disconnect'], default: 'ignore', reloadable: false,
+    doc: 'What a denied PUBLISH does: ignore (MQTT 5 PUBACK/PUBREC 0x87, QoS 0 dropped) or disconnect the client.',
+  },
+  {
+    key: 'authorization.cache.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Remember each client\'s decisions (per action and topic) so rules are not evaluated per message; dropped at disconnect and when rules change.',
+  },
+  {
+    key: 'authorization.cache.max_size', type: 'integer', default: 32, reloadable: false, min: 1, max: 1_048_576,
+    doc: 'Most decisions remembered per client; the oldest is forgotten first.',
+  },
+  {
+    key: 'authorization.cache.ttl', type: 'duration', default: '1m', reloadable: false, min: 1,
+    doc: 'How long a remembered decision is used.',
+  },
+  {
+    key: 'authorization.sources.<name>.type', type: 'string', pattern: oneOf(AUTHZ_SOURCE_TYPES), default: 'file', reloadable: false,
+    doc: 'Kind of rule source; sources are checked in the order their names first appear, the first matching rule decides. file: EMQX\'s acl.conf.',
+  },
+  {
+    key: 'authorization.sources.<name>.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Check this source.',
+  },
+  {
+    key: 'authorization.sources.<name>.path', type: 'string', default: '', reloadable: false,
+    doc: 'file: path of the acl.conf (EMQX 5.x or 4.x syntax), read at start; empty: the default acl.conf EMQX ships.',
+  },
   // dashboard (REST API)
   {
     key: 'dashboard.listeners.http.enable', type: 'boolean', default: true, reloadable: false,
@@ -442,6 +541,31 @@ const SCHEMA: readonly KeySpec[] = [
   {
     key: 'dashboard.default_password', type: 'string', default: '', reloadable: false,
     doc: 'Password of the dashboard user admin; empty: one is generated on first start and written to node.data_dir/dashboard-admin-password (owner-only).',
+  },
+  // sys_topics ($SYS)
+  {
+    key: 'sys_topics.sys_msg_interval', type: 'duration', default: '1m', reloadable: false, disabled: true, min: 1000,
+    doc: 'How often $SYS/brokers/<node>/version, sysdescr, stats/* and metrics/* are published (also at start); "disabled": never.',
+  },
+  {
+    key: 'sys_topics.sys_heartbeat_interval', type: 'duration', default: '30s', reloadable: false, disabled: true, min: 1000,
+    doc: 'How often $SYS/brokers/<node>/uptime and datetime are published (also at start); "disabled": never.',
+  },
+  {
+    key: 'sys_topics.sys_event_messages.client_connected', type: 'boolean', default: true, reloadable: false,
+    doc: 'Publish $SYS/brokers/<node>/clients/<clientid>/connected (JSON) when a client connects.',
+  },
+  {
+    key: 'sys_topics.sys_event_messages.client_disconnected', type: 'boolean', default: true, reloadable: false,
+    doc: 'Publish $SYS/brokers/<node>/clients/<clientid>/disconnected (JSON, with the reason) when a client disconnects.',
+  },
+  {
+    key: 'sys_topics.sys_event_messages.client_subscribed', type: 'boolean', default: false, reloadable: false,
+    doc: 'Publish $SYS/brokers/<node>/clients/<clientid>/subscribed (JSON) for each subscription a client makes.',
+  },
+  {
+    key: 'sys_topics.sys_event_messages.client_unsubscribed', type: 'boolean', default: false, reloadable: false,
+    doc: 'Publish $SYS/brokers/<node>/clients/<clientid>/unsubscribed (JSON) for each subscription a client removes.',
   },
   // api_key
   {

@@ -23,6 +23,17 @@ export const SHARED_SUBSCRIPTION_STRATEGIES = [
 export const LISTENER_TYPES = ['tcp', 'ssl', 'ws', 'wss'] as const;
 export const TLS_VERIFY = ['verify_none', 'verify_peer'] as const;
 
+// Authentication and authorization (EMQX 5.8's names).
+export const AUTHN_MECHANISMS = ['password_based'] as const;
+export const AUTHN_BACKENDS = ['built_in_database'] as const;
+export const USER_ID_TYPES = ['username', 'clientid'] as const;
+export const PASSWORD_HASH_ALGORITHMS = ['plain', 'md5', 'sha', 'sha256', 'sha512', 'bcrypt', 'pbkdf2'] as const;
+export const SALT_POSITIONS = ['disable', 'prefix', 'suffix'] as const;
+/** PBKDF2 MAC functions that OpenSSL 3 offers without its legacy provider. */
+export const PBKDF2_MAC_FUNS = ['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
+export const BOOTSTRAP_TYPES = ['plain', 'hash'] as const;
+export const AUTHZ_SOURCE_TYPES = ['file'] as const;
+
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ListenerType = (typeof LISTENER_TYPES)[number];
 export type TlsVerify = (typeof TLS_VERIFY)[number];
@@ -220,6 +231,61 @@ export interface ApiKeyConfig {
   readonly bootstrap_file: string;
 }
 
+/** `sys_topics.*`: what the broker publishes under `$SYS/brokers/<node>/` (EMQX's names). */
+export interface SysTopicsConfig {
+  /** Milliseconds; null = disabled (never published). */
+  readonly sys_msg_interval: number | null;
+  /** Milliseconds; null = disabled (never published). */
+  readonly sys_heartbeat_interval: number | null;
+  readonly sys_event_messages: {
+    readonly client_connected: boolean;
+    readonly client_disconnected: boolean;
+    readonly client_subscribed: boolean;
+    readonly client_unsubscribed: boolean;
+  };
+}
+
+/** `authentication.<name>.password_hash_algorithm`. */
+export interface PasswordHashAlgorithmConfig {
+  readonly name: (typeof PASSWORD_HASH_ALGORITHMS)[number];
+  readonly salt_position: (typeof SALT_POSITIONS)[number];
+  readonly salt_rounds: number;
+  readonly mac_fun: (typeof PBKDF2_MAC_FUNS)[number];
+  readonly iterations: number;
+  /** 0 = the output size of mac_fun. */
+  readonly dk_length: number;
+}
+
+/** `authentication.<name>`: one authenticator of the chain. */
+export interface AuthenticatorConfig {
+  readonly enable: boolean;
+  readonly mechanism: (typeof AUTHN_MECHANISMS)[number];
+  readonly backend: (typeof AUTHN_BACKENDS)[number];
+  readonly user_id_type: (typeof USER_ID_TYPES)[number];
+  readonly password_hash_algorithm: PasswordHashAlgorithmConfig;
+  /** Empty: none. */
+  readonly bootstrap_file: string;
+  readonly bootstrap_type: (typeof BOOTSTRAP_TYPES)[number];
+}
+
+/** `authorization.sources.<name>`. */
+export interface AuthorizationSourceConfig {
+  readonly type: (typeof AUTHZ_SOURCE_TYPES)[number];
+  readonly enable: boolean;
+  /** Empty: the default acl.conf EMQX ships. */
+  readonly path: string;
+}
+
+/** `authorization.*`. */
+export interface AuthorizationConfig {
+  readonly no_match: 'allow' | 'deny';
+  readonly deny_action: 'ignore' | 'disconnect';
+  /** ttl in milliseconds. */
+  readonly cache: { readonly enable: boolean; readonly max_size: number; readonly ttl: number };
+  /** Absent when the config names no source; in config order otherwise. */
+  readonly sources?: Readonly<Record<string, AuthorizationSourceConfig>>;
+}
+
 export interface PetrelConfig {
   readonly node: NodeConfig;
   readonly log: LogConfig;
@@ -230,6 +296,10 @@ export interface PetrelConfig {
   readonly retainer: RetainerConfig;
   readonly delayed: DelayedConfig;
   readonly durable_storage: DurableStorageConfig;
+  /** Absent when the config names no authenticator (every client may connect); in config order otherwise. */
+  readonly authentication?: Readonly<Record<string, AuthenticatorConfig>>;
+  readonly authorization: AuthorizationConfig;
   readonly dashboard: DashboardConfig;
   readonly api_key: ApiKeyConfig;
+  readonly sys_topics: SysTopicsConfig;
 }

@@ -97,6 +97,14 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
   durable_storage: { mode: 'durable', sync: 'normal' },
   dashboard: { listeners: { http: { enable: true, bind: { host: '0.0.0.0', port: 18083 } } }, default_password: '' },
   api_key: { bootstrap_file: '' },
+  // No authenticator and no authorization source unless the config names one (EMQX: anonymous
+  // access, no_match allow).
+  authorization: { no_match: 'allow', deny_action: 'ignore', cache: { enable: true, max_size: 32, ttl: 60_000 } },
+  sys_topics: {
+    sys_msg_interval: 60_000,
+    sys_heartbeat_interval: 30_000,
+    sys_event_messages: { client_connected: true, client_disconnected: true, client_subscribed: false, client_unsubscribed: false },
+  },
 };
 
 /** Dotted paths of the leaves of a config object; a bind {host, port} counts as one leaf. */
@@ -119,8 +127,30 @@ test('defaults resolve to the EMQX values in resolved units', () => {
   assert.deepEqual(loadConfig({}), EXPECTED_DEFAULTS);
 });
 
+/**
+ * `authentication.<name>` and `authorization.sources.<name>` have no instance until the config
+ * names one; this config names one of each, called default, so every key has a value.
+ */
+const WITH_AUTH = { authentication: { default: { enable: true } }, authorization: { sources: { default: { enable: true } } } };
+
+test('a named authenticator and authorization source get EMQX defaults', () => {
+  const cfg = loadConfig({ values: WITH_AUTH });
+  assert.deepEqual(cfg.authentication, {
+    default: {
+      enable: true,
+      mechanism: 'password_based',
+      backend: 'built_in_database',
+      user_id_type: 'username',
+      password_hash_algorithm: { name: 'sha256', salt_position: 'prefix', salt_rounds: 10, mac_fun: 'sha256', iterations: 4096, dk_length: 0 },
+      bootstrap_file: '',
+      bootstrap_type: 'plain',
+    },
+  });
+  assert.deepEqual(cfg.authorization.sources, { default: { type: 'file', enable: true, path: '' } });
+});
+
 test('every schema key appears in a loaded default config', () => {
-  const cfg = defaultConfig();
+  const cfg = loadConfig({ values: WITH_AUTH });
   for (const spec of keySpecs()) {
     const key = spec.key.replace('<name>', 'default');
     const { found, value } = lookup(cfg, key);
@@ -132,10 +162,11 @@ test('every schema key appears in a loaded default config', () => {
 });
 
 test('every leaf of the default config is a schema key', () => {
-  for (const path of leafPaths(defaultConfig())) {
+  const cfg = loadConfig({ values: WITH_AUTH });
+  for (const path of leafPaths(cfg)) {
     assert.ok(findKeySpec(path), `${path} is in the config but not in the schema`);
   }
-  assert.equal(leafPaths(defaultConfig()).length, keySpecs().length);
+  assert.equal(leafPaths(cfg).length, keySpecs().length);
 });
 
 test('the loaded config is deeply frozen', () => {

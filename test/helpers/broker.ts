@@ -37,6 +37,13 @@ export async function startBroker(values: Record<string, unknown> = {}): Promise
   const merged = deepMerge({
     log: { level: 'debug' },
     durable_storage: { mode: 'memory' },
+    // No $SYS traffic unless a test asks for it (test/sys does): retained $SYS messages and
+    // client events would otherwise show up in every `#` subscription.
+    sys_topics: {
+      sys_msg_interval: 'disabled',
+      sys_heartbeat_interval: 'disabled',
+      sys_event_messages: { client_connected: false, client_disconnected: false },
+    },
     listeners: {
       tcp: { default: { bind: '127.0.0.1:0' } },
       ssl: { default: { enable: false } },

@@ -59,17 +59,37 @@ function placeholders(n: number): string {
   return Array<string>(n).fill('?').join(', ');
 }
 
-/** One statement per size 1..CHUNK, prepared the first time that size is used. */
+/**
+ * One statement per size 1..CHUNK (rows or keys), prepared the first time that size is used,
+ * each with its own argument array of exactly its parameter count: reused as it is, never
+ * resized (resizing one shared array reallocated it at every statement).
+ */
 class SizedStatement {
   private readonly bySize: Array<Stmt | undefined> = [];
+  private readonly argsBySize: Array<unknown[] | undefined> = [];
   constructor(
     private readonly db: Database.Database,
     private readonly sql: (n: number) => string,
+    private readonly params: (n: number) => number,
   ) {}
-  get(n: number): Stmt {
+
+  /** The arguments for size n, to fill before `run(n)`. */
+  args(n: number): unknown[] {
+    let args = this.argsBySize[n];
+    if (args === undefined) this.argsBySize[n] = args = new Array<unknown>(this.params(n)).fill(null);
+    return args;
+  }
+
+  /** Runs the statement of size n with `args(n)`, then clears them (they pin no payload). */
+  run(n: number): void {
     let st = this.bySize[n];
     if (st === undefined) this.bySize[n] = st = this.db.prepare(this.sql(n));
-    return st;
+    const args = this.argsBySize[n]!;
+    try {
+      st.run(...args);
+    } finally {
+      args.fill(null);
+    }
   }
 }
 
@@ -105,7 +125,8 @@ interface Statements {
 
 function prepareStatements(db: Database.Database): Statements {
   const p = (sql: string): Stmt => db.prepare(sql);
-  const sized = (sql: (n: number) => string): SizedStatement => new SizedStatement(db, sql);
+  const sized = (sql: (n: number) => string, params: (n: number) => number): SizedStatement =>
+    new SizedStatement(db, sql, params);
   return {
     // (Re)creating a session marks it connected: disconnected_at = 0.
     putSession: p(
@@ -130,13 +151,25 @@ function prepareStatements(db: Database.Database): Statements {
     putDelayed: p(`INSERT OR REPLACE INTO delayed (message_id, ${MSG_COLS}, due_at) VALUES (?, ${MSG_VALS}, ?)`),
     deleteDelayed: p('DELETE FROM delayed WHERE message_id = ?'),
 
-    putMessages: sized((n) => `INSERT OR REPLACE INTO messages (id, ${MSG_COLS}) VALUES ${valueRows(n, MSG_WIDTH)}`),
+    putMessages: sized(
+      (n) => `INSERT OR REPLACE INTO messages (id, ${MSG_COLS}) VALUES ${valueRows(n, MSG_WIDTH)}`,
+      (n) => n * MSG_WIDTH,
+    ),
     deleteMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
-    deleteMessages: sized((n) => `DELETE FROM messages WHERE id IN (${placeholders(n)})`),
-    putDeliveries: sized((n) => `INSERT OR REPLACE INTO deliveries (${DELIVERY_COLS}) VALUES ${valueRows(n, DELIVERY_WIDTH)}`),
+    deleteMessages: sized(
+      (n) => `DELETE FROM messages WHERE id IN (${placeholders(n)})`,
+      (n) => n,
+    ),
+    putDeliveries: sized(
+      (n) => `INSERT OR REPLACE INTO deliveries (${DELIVERY_COLS}) VALUES ${valueRows(n, DELIVERY_WIDTH)}`,
+      (n) => n * DELIVERY_WIDTH,
+    ),
     updateDelivery: p('UPDATE deliveries SET state = ?, packet_id = ? WHERE client_id = ? AND seq = ?'),
     deleteDeliveryRange: p('DELETE FROM deliveries WHERE client_id = ? AND seq BETWEEN ? AND ?'),
-    deleteDeliveries: sized((n) => `DELETE FROM deliveries WHERE client_id = ? AND seq IN (${placeholders(n)})`),
+    deleteDeliveries: sized(
+      (n) => `DELETE FROM deliveries WHERE client_id = ? AND seq IN (${placeholders(n)})`,
+      (n) => 1 + n,
+    ),
     putAwaitingRel: p('INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)'),
     deleteAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?'),
 
@@ -244,6 +277,10 @@ export class BatchWriter {
   // --- per batch (reset by `reset()`) ---
   private readonly messages = new NetSet();
   private readonly clients = new Map<string, ClientBatch>();
+  /** The values of `clients`, in an array: walked a few times per commit. */
+  private readonly clientList: ClientBatch[] = [];
+  /** Some op of the batch is on awaiting_rel. */
+  private hasRel = false;
   private maxPutMessageId = 0;
   private readonly netPool: Net[] = [];
   private netCount = 0;
@@ -255,7 +292,6 @@ export class BatchWriter {
   private readonly putClients: string[] = [];
   private readonly absent: Net[] = [];
   private readonly singles: number[] = [];
-  private readonly args: unknown[] = [];
 
   constructor(db: Database.Database) {
     this.st = prepareStatements(db);
@@ -273,7 +309,8 @@ export class BatchWriter {
   /** The transaction committed: what the batch wrote raises the watermarks. */
   committed(): void {
     if (this.maxPutMessageId > this.maxMessageId) this.maxMessageId = this.maxPutMessageId;
-    for (const c of this.clients.values()) {
+    if (this.maxSeq.size === 0) return; // nothing known, nothing to raise or drop
+    for (const c of this.clientList) {
       if (c.cleared) {
         this.maxSeq.delete(c.clientId); // read again when needed
         continue;
@@ -290,12 +327,14 @@ export class BatchWriter {
     this.netCount = 0;
     if (pool.length > POOL_KEEP) pool.length = POOL_KEEP;
     this.messages.clear();
-    for (const c of this.clients.values()) {
+    for (const c of this.clientList) {
       c.deliveries.clear();
       c.rel.clear();
       if (this.clientPool.length < POOL_KEEP) this.clientPool.push(c);
     }
     this.clients.clear();
+    this.clientList.length = 0;
+    this.hasRel = false;
     this.lastClient = null;
     this.maxPutMessageId = 0;
     this.puts.length = 0;
@@ -326,6 +365,7 @@ export class BatchWriter {
       c.undone = false;
       c.maxPutSeq = -1;
       this.clients.set(clientId, c);
+      this.clientList.push(c);
     }
     this.lastClient = c;
     return c;
@@ -385,9 +425,11 @@ export class BatchWriter {
       }
       case Op.PutAwaitingRel:
         this.client(op.key).rel.set(op.a, true);
+        this.hasRel = true;
         break;
       case Op.DeleteAwaitingRel:
         this.client(op.key).rel.set(op.a, false);
+        this.hasRel = true;
         break;
       case Op.DeleteSession: {
         s.deleteSession.run(op.key);
@@ -500,11 +542,10 @@ export class BatchWriter {
       this.deleteKeys(absent, (key) => key <= wm, null, this.st.deleteMessageRange, this.st.deleteMessages);
     }
 
-    const args = this.args;
     const st = this.st.putMessages;
     for (let i = 0; i < puts.length; i += CHUNK) {
       const n = Math.min(CHUNK, puts.length - i);
-      args.length = n * MSG_WIDTH;
+      const args = st.args(n);
       let a = 0;
       for (let j = i; j < i + n; j++) {
         const m = puts[j]!.row as StoredMessage;
@@ -518,20 +559,19 @@ export class BatchWriter {
         args[a++] = m.expiresAt;
         args[a++] = m.properties === undefined ? null : encodeProperties(m.properties);
       }
-      st.get(n).run(...args);
+      st.run(n);
     }
-    args.length = 0;
   }
 
   private writeDeliveries(): void {
-    if (this.clients.size === 0) return;
+    if (this.clientList.length === 0) return;
     const s = this.st;
     const puts = this.puts;
     const putClients = this.putClients;
     const absent = this.absent;
     puts.length = 0;
     putClients.length = 0;
-    for (const c of this.clients.values()) {
+    for (const c of this.clientList) {
       if (c.deliveries.size === 0) continue;
       const clientId = c.clientId;
       absent.length = 0;
@@ -560,11 +600,10 @@ export class BatchWriter {
       this.deleteKeys(absent, (key) => key <= wm, clientId, s.deleteDeliveryRange, s.deleteDeliveries);
     }
 
-    const args = this.args;
     const st = s.putDeliveries;
     for (let i = 0; i < puts.length; i += CHUNK) {
       const n = Math.min(CHUNK, puts.length - i);
-      args.length = n * DELIVERY_WIDTH;
+      const args = st.args(n);
       let a = 0;
       for (let j = i; j < i + n; j++) {
         const net = puts[j]!;
@@ -583,14 +622,14 @@ export class BatchWriter {
           args[a++] = stateCode(d.state);
         }
       }
-      st.get(n).run(...args);
+      st.run(n);
     }
-    args.length = 0;
   }
 
   private writeAwaitingRel(): void {
+    if (!this.hasRel) return;
     const s = this.st;
-    for (const c of this.clients.values()) {
+    for (const c of this.clientList) {
       if (c.rel.size === 0) continue;
       for (const [packetId, present] of c.rel) {
         if (present) s.putAwaitingRel.run(c.clientId, packetId);
@@ -633,15 +672,13 @@ export class BatchWriter {
       i = j;
     }
     if (singles.length === 0) return;
-    const args = this.args;
     const first = clientId === null ? 0 : 1;
     for (let i = 0; i < singles.length; i += CHUNK) {
       const n = Math.min(CHUNK, singles.length - i);
-      args.length = first + n;
+      const args = list.args(n);
       if (first === 1) args[0] = clientId;
       for (let j = 0; j < n; j++) args[first + j] = singles[i + j];
-      list.get(n).run(...args);
+      list.run(n);
     }
-    args.length = 0;
   }
 }
