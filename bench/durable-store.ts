@@ -3,7 +3,8 @@
  * how many recorded ops per second, for batches of 1 to 500 deliveries.
  *
  * Run: `npm run build && node dist/bench/durable-store.js [--seconds N] [--dir PATH]
- *       [--pattern pipeline,fanin,acked] [--batch 1,10,100,500] [--sync normal,full] [--no-memory]`
+ *       [--pattern pipeline,fanin,acked] [--batch 1,10,100,500] [--sync normal,full] [--clients N]
+ *       [--no-memory]`
  *
  * Patterns (what one commit holds, at steady state, for B deliveries per batch):
  * - `pipeline` (default): a delivery's whole life in five ops, putMessage + putDelivery
@@ -17,6 +18,9 @@
  * - `acked`: as `fanin`, but the PUBACK arrives before the batch that queued the message has
  *   committed (a subscriber that keeps up, deliveries sent before the commit): the four ops
  *   of a message are in one batch.
+ *
+ * `--clients N` spreads a batch's deliveries over N persistent sessions round-robin, each with
+ * its own consecutive seqs (100 pairs: a few deliveries of each client per batch).
  *
  * The SQLite store runs in a fresh directory (default under the OS temp dir; pass --dir to
  * measure a particular disk) with sync normal and full; the in-memory store is the
@@ -42,9 +46,17 @@ const BATCH_SIZES = arg('batch', '1,10,100').split(',').map(Number);
 const SYNCS = arg('sync', 'normal,full').split(',') as Array<'normal' | 'full'>;
 const PATTERN_LIST = arg('pattern', 'pipeline').split(',') as Pattern[];
 const WITH_MEMORY = !process.argv.includes('--no-memory');
+const CLIENTS = Math.max(1, Math.floor(Number(arg('clients', '1'))));
 for (const p of PATTERN_LIST) if (!PATTERNS.includes(p)) throw new Error(`unknown pattern ${p}; known: ${PATTERNS.join(', ')}`);
 const PAYLOAD = Buffer.alloc(64, 0x61);
-const CLIENT = 'bench-subscriber';
+const CLIENT_IDS = Array.from({ length: CLIENTS }, (_, i) => (CLIENTS === 1 ? 'bench-subscriber' : `bench-subscriber-${i}`));
+
+/** One delivery the benchmark has queued: to which session, under which seq, of which message. */
+interface Queued {
+  clientId: string;
+  seq: number;
+  id: number;
+}
 
 interface Result {
   store: string;
@@ -60,20 +72,21 @@ interface Result {
 function run(label: string, store: DurableStore, pattern: Pattern, batch: number): Result {
   store.open();
   store.load(Date.now());
-  store.putSession(CLIENT, Infinity);
+  for (const c of CLIENT_IDS) store.putSession(c, Infinity);
   store.commit();
 
+  const lastSeq = new Array<number>(CLIENTS).fill(0);
   let nextId = 1;
   let ops = 0;
   let commits = 0;
   const latencies: number[] = [];
-  // Ids queued by the last two commits: [k-1, k-2].
-  let sent: number[] = [];
-  let acked: number[] = [];
+  // Deliveries queued by the last two commits: [k-1, k-2].
+  let sent: Queued[] = [];
+  let acked: Queued[] = [];
   const deadline = performance.now() + SECONDS * 1000;
   const start = performance.now();
   while (performance.now() < deadline) {
-    const queued: number[] = [];
+    const queued: Queued[] = [];
     const now = Date.now();
     for (let i = 0; i < batch; i++) {
       const id = nextId++;
@@ -89,8 +102,10 @@ function run(label: string, store: DurableStore, pattern: Pattern, batch: number
       };
       store.putMessage(msg);
       const inFlight = pattern !== 'pipeline';
-      store.putDelivery(CLIENT, {
-        seq: id,
+      const c = id % CLIENTS;
+      const q: Queued = { clientId: CLIENT_IDS[c]!, seq: ++lastSeq[c]!, id };
+      store.putDelivery(q.clientId, {
+        seq: q.seq,
         messageId: id,
         qos: 1,
         retain: false,
@@ -98,25 +113,25 @@ function run(label: string, store: DurableStore, pattern: Pattern, batch: number
         packetId: inFlight ? (id % 65535) + 1 : 0,
         state: inFlight ? 'publish' : 'queued',
       });
-      queued.push(id);
+      queued.push(q);
     }
     if (pattern === 'acked') {
-      for (const id of queued) {
-        store.deleteDelivery(CLIENT, id);
-        store.deleteMessage(id);
+      for (const q of queued) {
+        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteMessage(q.id);
       }
       ops += batch * 4;
     } else if (pattern === 'fanin') {
-      for (const id of sent) {
-        store.deleteDelivery(CLIENT, id);
-        store.deleteMessage(id);
+      for (const q of sent) {
+        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteMessage(q.id);
       }
       ops += batch * 2 + sent.length * 2;
     } else {
-      for (const id of sent) store.updateDelivery(CLIENT, id, 'publish', (id % 65535) + 1);
-      for (const id of acked) {
-        store.deleteDelivery(CLIENT, id);
-        store.deleteMessage(id);
+      for (const q of sent) store.updateDelivery(q.clientId, q.seq, 'publish', (q.id % 65535) + 1);
+      for (const q of acked) {
+        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteMessage(q.id);
       }
       ops += batch * 2 + sent.length + acked.length * 2;
     }
@@ -161,7 +176,7 @@ for (const pattern of PATTERN_LIST) {
   if (WITH_MEMORY) for (const batch of BATCH_SIZES) results.push(run('memory', new MemoryDurableStore(), pattern, batch));
 }
 
-console.log(`durable store: ${SECONDS}s per case, dir ${BASE_DIR}, node ${process.version}`);
+console.log(`durable store: ${SECONDS}s per case, ${CLIENTS} client(s), dir ${BASE_DIR}, node ${process.version}`);
 console.log('| pattern | store | deliveries/batch | commits/s | ops/s | deliveries/s | commit p50 µs | commit p99 µs |');
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of results) {
