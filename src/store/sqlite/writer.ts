@@ -468,17 +468,7 @@ export class BatchWriter {
         break;
       case Op.PutRetained: {
         const m = op.obj as StoredMessage;
-        s.putRetained.run(
-          m.id,
-          m.topic,
-          m.payload,
-          m.qos,
-          m.retain ? 1 : 0,
-          m.from,
-          m.timestamp,
-          m.expiresAt,
-          m.properties === undefined ? null : encodeProperties(m.properties),
-        );
+        s.putRetained.run(...messageColumns(m));
         break;
       }
       case Op.DeleteRetained:
@@ -487,19 +477,7 @@ export class BatchWriter {
       case Op.PutWill: {
         const w = op.obj as PersistedWill;
         const m = w.message;
-        s.putWill.run(
-          w.clientId,
-          m.id,
-          m.topic,
-          m.payload,
-          m.qos,
-          m.retain ? 1 : 0,
-          m.from,
-          m.timestamp,
-          m.expiresAt,
-          m.properties === undefined ? null : encodeProperties(m.properties),
-          w.dueAt,
-        );
+        s.putWill.run(w.clientId, ...messageColumns(m), w.dueAt);
         break;
       }
       case Op.DeleteWill:
@@ -508,18 +486,7 @@ export class BatchWriter {
       case Op.PutDelayed: {
         const d = op.obj as PersistedDelayed;
         const m = d.message;
-        s.putDelayed.run(
-          m.id,
-          m.topic,
-          m.payload,
-          m.qos,
-          m.retain ? 1 : 0,
-          m.from,
-          m.timestamp,
-          m.expiresAt,
-          m.properties === undefined ? null : encodeProperties(m.properties),
-          d.dueAt,
-        );
+        s.putDelayed.run(...messageColumns(m), d.dueAt);
         break;
       }
       case Op.DeleteDelayed:
@@ -681,4 +648,23 @@ export class BatchWriter {
       list.run(n);
     }
   }
+}
+
+/**
+ * The message columns shared by the retained, wills and delayed tables, in their order. These
+ * writes are rare (unlike deliveries, which bind their values one by one for speed), so one
+ * small array per write is fine here.
+ */
+function messageColumns(m: StoredMessage): [number, string, Buffer, number, number, string, number, number, string | null] {
+  return [
+    m.id,
+    m.topic,
+    m.payload,
+    m.qos,
+    m.retain ? 1 : 0,
+    m.from,
+    m.timestamp,
+    m.expiresAt,
+    m.properties === undefined ? null : encodeProperties(m.properties),
+  ];
 }
