@@ -342,7 +342,10 @@ export class Session implements SessionHandle, TimerTask {
       q.shift();
       this.sendNew(outlet, next);
     }
-    if (q.length < this.broker.config.mqtt.max_mqueue_len) this.dropBurst = false;
+    // A burst of drops ends when the queue has drained to half its limit, not at the first
+    // free slot: under sustained overload every acknowledgement frees one slot, and the
+    // "once per burst" log line would otherwise come once per acknowledgement.
+    if (q.length <= this.broker.config.mqtt.max_mqueue_len / 2) this.dropBurst = false;
   }
 
   /** PUBACK from the client. Returns false when the id was not in flight as QoS 1. */
@@ -478,6 +481,8 @@ export class Session implements SessionHandle, TimerTask {
 
   restoreAwaitingRel(packetId: number): void {
     (this.awaitingRelMap ??= new Map()).set(packetId, this.broker.wheel.now);
+    // The await-PUBREL clock runs from the restart, whether or not the client comes back.
+    this.armRetry();
   }
 
   /** Session expiry fired. */

@@ -284,3 +284,18 @@ describe('inbound QoS 2 (client -> broker)', () => {
     assert.equal(h.metric('messages.dropped.await_pubrel_timeout'), 2);
   });
 });
+
+describe('restored session (durable store, start-up)', () => {
+  test('regression: await_rel_timeout runs from the restart for a restored id, without the client coming back', () => {
+    const h = makeBroker({ mqtt: { await_rel_timeout: '2s' } });
+    const s = new Session('restored', h.broker);
+    s.expiryInterval = 3_600_000;
+    s.restoreAwaitingRel(7);
+    assert.equal(s.awaitingRel.size, 1);
+    h.advance(1000);
+    assert.equal(s.awaitingRel.size, 1, 'not before the timeout');
+    h.advance(2000);
+    assert.equal(s.awaitingRel.size, 0, 'forgotten after await_rel_timeout though the client never reconnected');
+    assert.equal(h.events('await_rel_timeout').length, 1);
+  });
+});

@@ -265,6 +265,21 @@ for (const v of VERSIONS) {
         assert.equal(h.events('mqueue_dropped').length, 2, 'a new burst logs again');
       });
 
+      test('regression: sustained overload with acks logs one mqueue_dropped line, not one per ack', () => {
+        const h = makeBroker({ mqtt: { max_inflight: 1, max_mqueue_len: 4 } });
+        const { s } = online(h, v);
+        // Each ack frees one slot and the next publish fills it again, dropping the oldest:
+        // the queue never drains to half its limit, so this is one burst.
+        for (let i = 1; i <= 6; i++) s.deliver(message('t', `m${i}`, 1), 1, false, []);
+        for (let round = 0; round < 10; round++) {
+          s.onPuback([...s.inflight.keys()][0]!);
+          s.deliver(message('t', `x${round}`, 1), 1, false, []);
+          s.deliver(message('t', `y${round}`, 1), 1, false, []);
+        }
+        assert.ok(h.metric('messages.dropped.queue_full') >= 10, 'drops happened throughout');
+        assert.equal(h.events('mqueue_dropped').length, 1, 'one log line for the whole burst');
+      });
+
       test('an online client with a full window overflows its mqueue the same way', () => {
         const h = makeBroker({ mqtt: { max_inflight: 1, max_mqueue_len: 2 } });
         const { s, out } = online(h, v);
