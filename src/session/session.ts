@@ -47,6 +47,12 @@ export interface InflightEntry extends Queued {
   /** `publish`: awaiting PUBACK/PUBREC; `pubrel`: PUBREL sent, awaiting PUBCOMP. */
   phase: 'publish' | 'pubrel';
   sentAt: number;
+  /**
+   * Set on resume when the client's Receive Maximum is smaller than what is in flight: the
+   * PUBLISH waits (in its original order, with its packet id) until acknowledgements make room
+   * [MQTT-3.3.4-9].
+   */
+  resend: boolean;
 }
 
 /** A stored subscription: the raw filter as subscribed, and its options. */
@@ -97,6 +103,8 @@ export class Session implements SessionHandle, TimerTask {
   private expiryEntry: TimerEntry | null = null;
   private retry: RetryTimer | null = null;
   private dropBurst = false;
+  /** In-flight PUBLISHes held back at resume by a smaller Receive Maximum (see `resend`). */
+  private awaitingResend = 0;
   private readonly cDroppedQueueFull: Counter;
   private readonly cDroppedExpired: Counter;
   private readonly cAcked: Counter;
@@ -312,6 +320,7 @@ export class Session implements SessionHandle, TimerTask {
       packetId,
       phase: 'publish',
       sentAt: this.broker.wheel.now,
+      resend: false,
     };
     const inflight = (this.inflightMap ??= new Map());
     inflight.set(packetId, entry);
@@ -328,8 +337,10 @@ export class Session implements SessionHandle, TimerTask {
   /** Moves queued messages to the wire while the window and the socket allow. */
   drain(): void {
     const outlet = this.outlet;
+    if (outlet === null) return;
+    if (this.awaitingResend > 0) this.resendWaiting(outlet);
     const q = this.queue;
-    if (outlet === null || q === null) return;
+    if (q === null) return;
     while (q.length > 0 && outlet.writable && this.outlet === outlet) {
       const next = q.peek()!;
       if (next.qos === 0) {
@@ -348,12 +359,34 @@ export class Session implements SessionHandle, TimerTask {
     if (q.length <= this.broker.config.mqtt.max_mqueue_len / 2) this.dropBurst = false;
   }
 
+  /** Resends, in order, the PUBLISHes held back at resume while the window allows. */
+  private resendWaiting(outlet: SessionOutlet): void {
+    const inflight = this.inflightMap;
+    if (inflight === null) {
+      this.awaitingResend = 0;
+      return;
+    }
+    const window = this.window;
+    for (const e of inflight.values()) {
+      if (this.awaitingResend === 0 || inflight.size - this.awaitingResend >= window || !outlet.writable) break;
+      if (!e.resend) continue;
+      e.resend = false;
+      this.awaitingResend--;
+      e.sentAt = this.broker.wheel.now;
+      if (!outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) {
+        inflight.delete(e.packetId);
+        this.unpersist(e);
+      }
+    }
+  }
+
   /** PUBACK from the client. Returns false when the id was not in flight as QoS 1. */
   onPuback(packetId: number): boolean {
     const inflight = this.inflightMap;
     const e = inflight?.get(packetId);
     if (e === undefined || e.qos !== 1) return false;
     inflight!.delete(packetId);
+    this.noLongerWaiting(e);
     this.unpersist(e);
     this.acked(e);
     this.drain();
@@ -371,10 +404,13 @@ export class Session implements SessionHandle, TimerTask {
     if (reasonCode >= 0x80) {
       // [MQTT-4.3.3-?] a failed PUBREC ends the exchange; the id is free again.
       inflight!.delete(packetId);
+      this.noLongerWaiting(e);
       this.unpersist(e);
       this.drain();
       return false;
     }
+    // A PUBREC for a message held back at resume: the client had it before it reconnected.
+    this.noLongerWaiting(e);
     if (e.phase !== 'pubrel') {
       e.phase = 'pubrel';
       if (e.seq !== 0) this.broker.store?.updateDelivery(this.clientId, e.seq, 'pubrel', packetId);
@@ -393,6 +429,14 @@ export class Session implements SessionHandle, TimerTask {
     this.acked(e);
     this.drain();
     return true;
+  }
+
+  /** An in-flight entry held back at resume is settled by the client: stop waiting for it. */
+  private noLongerWaiting(e: InflightEntry): void {
+    if (e.resend) {
+      e.resend = false;
+      this.awaitingResend--;
+    }
   }
 
   private acked(e: InflightEntry): void {
@@ -435,12 +479,27 @@ export class Session implements SessionHandle, TimerTask {
     this.broker.wheel.cancel(this.expiryEntry);
     this.expiryEntry = null;
     const inflight = this.inflightMap;
-    if (inflight !== null) for (const e of inflight.values()) {
-      e.sentAt = this.broker.wheel.now;
-      if (e.phase === 'pubrel') outlet.sendPubrel(e.packetId);
-      else if (!outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) {
-        inflight.delete(e.packetId);
-        this.unpersist(e);
+    this.awaitingResend = 0;
+    if (inflight !== null) {
+      // Every in-flight message counts against the client's Receive Maximum; resend PUBLISHes
+      // only while that leaves room, the rest as acknowledgements come in (drain()).
+      const window = this.window;
+      let counted = 0;
+      for (const e of inflight.values()) {
+        e.sentAt = this.broker.wheel.now;
+        e.resend = false;
+        if (e.phase === 'pubrel') {
+          outlet.sendPubrel(e.packetId);
+          counted++;
+        } else if (counted >= window) {
+          e.resend = true;
+          this.awaitingResend++;
+        } else if (outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true)) {
+          counted++;
+        } else {
+          inflight.delete(e.packetId);
+          this.unpersist(e);
+        }
       }
     }
     this.drain();
@@ -475,7 +534,7 @@ export class Session implements SessionHandle, TimerTask {
     if (state === 'queued') {
       (this.queue ??= new Deque<Queued>()).push({ msg, qos, retain, subscriptionIds, seq });
     } else {
-      (this.inflightMap ??= new Map()).set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now });
+      (this.inflightMap ??= new Map()).set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now, resend: false });
     }
   }
 
@@ -506,6 +565,7 @@ export class Session implements SessionHandle, TimerTask {
     this.subs = null;
     if (subs !== null) for (const s of subs.values()) this.broker.unsubscribe(this, s.filter);
     this.inflightMap = null;
+    this.awaitingResend = 0;
     this.queue = null;
     this.awaitingRelMap = null;
     this.broker.wheel.cancel(this.expiryEntry);
@@ -542,7 +602,7 @@ export class Session implements SessionHandle, TimerTask {
     const outlet = this.outlet;
     if (outlet !== null && Number.isFinite(this.retryInterval)) {
       for (const e of this.inflight.values()) {
-        if (now - e.sentAt < this.retryInterval) continue;
+        if (e.resend || now - e.sentAt < this.retryInterval) continue;
         e.sentAt = now;
         if (e.phase === 'pubrel') outlet.sendPubrel(e.packetId);
         else outlet.sendPublish(e.msg, e.qos, e.retain, e.subscriptionIds, e.packetId, true);
