@@ -9,7 +9,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder, decodeAll, HEX_EXCERPT_MAX_BYTES, MqttReasonError, reasonCodeName } from '../../src/codec/index.js';
 import type { DecoderOptions, Packet } from '../../src/codec/index.js';
-import { ascii, decoderOptionsFor, malformedFixtures, type MalformedFixture } from './fixtures.js';
+import { ascii, decoderOptionsFor, type MalformedFixture } from './fixtures.js';
+import { malformedFixtures } from './malformed-fixtures.js';
 
 interface Run {
   packets: Packet[];
