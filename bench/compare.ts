@@ -21,7 +21,7 @@ import { freePort, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer 
 import { startAedes } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
-import { Generator as Gen } from './peers/generator.js';
+import { Generator as Gen, waitForDrain } from './peers/generator.js';
 
 /**
  * After the publishers stop, how long the subscribers may keep receiving what the broker still
@@ -183,18 +183,7 @@ async function measureFlow(s: Scenario, peer: RunningPeer, base: Measurement): P
     const pubSum = await withTimeout(pub.summary, 120_000, 'publishers');
     const expected = pubSum.published.sent * s.fanout;
     // wait for the subscribers to drain what the broker still holds (capped)
-    const cap = nowMs() + DRAIN_CAP_MS;
-    let last = -1;
-    let lastChange = nowMs();
-    while (nowMs() < cap) {
-      const got = sub.lastTick?.received ?? 0;
-      if (got >= expected) break;
-      if (got !== last) {
-        last = got;
-        lastChange = nowMs();
-      } else if (nowMs() - lastChange > 1500) break;
-      await sleep(100);
-    }
+    await waitForDrain(sub, expected, DRAIN_CAP_MS, 1500);
     const cpu1 = procCpuUs(peer.pid);
     const t1 = nowMs();
     const mem = procMemKb(peer.pid);

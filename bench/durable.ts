@@ -27,7 +27,7 @@ import type { BenchSummary } from '../src/cli/bench/index.js';
 import { freePort, procCpuUs, procMemKb, sleep, type RunningPeer } from './peers/common.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
-import { Generator } from './peers/generator.js';
+import { Generator, waitForDrain } from './peers/generator.js';
 
 /** After the publishers stop: how long the subscribers may still receive what the broker holds. */
 const DRAIN_CAP_MS = 3000;
@@ -175,18 +175,7 @@ async function measureOnce(s: Scenario, peer: RunningPeer, base: Measurement): P
     pub = new Generator(['pub', ...generatorArgs(peer), ...s.pub]);
     const pubSum = await withTimeout(pub.summary, 120_000, 'publishers');
     const sent = pubSum.published.sent;
-    const drainEnd = nowMs() + DRAIN_CAP_MS;
-    let last = -1;
-    let lastChange = nowMs();
-    while (nowMs() < drainEnd) {
-      const got = sub.lastTick?.received ?? 0;
-      if (got >= sent) break;
-      if (got !== last) {
-        last = got;
-        lastChange = nowMs();
-      } else if (nowMs() - lastChange > DRAIN_IDLE_MS) break;
-      await sleep(100);
-    }
+    await waitForDrain(sub, sent, DRAIN_CAP_MS, DRAIN_IDLE_MS);
     const cpu1 = procCpuUs(peer.pid);
     const io1 = procWriteBytes(peer.pid);
     const t1 = nowMs();

@@ -72,3 +72,22 @@ export class Generator {
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 }
+
+/**
+ * After the publishers finished: waits until the subscriber side has received `expected`
+ * messages, stops seeing progress for `idleMs`, or `capMs` passes, whichever comes first.
+ */
+export async function waitForDrain(sub: Generator, expected: number, capMs: number, idleMs: number): Promise<void> {
+  const end = performance.now() + capMs;
+  let last = -1;
+  let lastChange = performance.now();
+  while (performance.now() < end) {
+    const got = sub.lastTick?.received ?? 0;
+    if (got >= expected) return;
+    if (got !== last) {
+      last = got;
+      lastChange = performance.now();
+    } else if (performance.now() - lastChange > idleMs) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
