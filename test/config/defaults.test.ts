@@ -12,25 +12,7 @@ import {
   type SslOptionsConfig,
   type WebSocketOptionsConfig,
 } from '../../src/config/index.js';
-
-// EMQX 5.8's listener defaults: enabled, unlimited, no PROXY protocol (3s timeout when on).
-const LISTENER_BASE = {
-  enable: true,
-  max_connections: Infinity,
-  max_conn_rate: null,
-  proxy_protocol: false,
-  proxy_protocol_timeout: 3000,
-  // No inbound rate limits by default (EMQX 5.8: infinity).
-  messages_rate: null,
-  messages_burst: 0,
-  bytes_rate: null,
-  bytes_burst: 0,
-  rate_limit: null,
-  total_messages_rate: null,
-  total_messages_burst: 0,
-  total_bytes_rate: null,
-  total_bytes_burst: 0,
-} as const;
+import { LISTENER_BASE } from './expected-listener.js';
 
 const SSL_DEFAULTS: SslOptionsConfig = {
   certfile: '',

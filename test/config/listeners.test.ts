@@ -6,26 +6,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { LISTENER_BASE } from './expected-listener.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'petrel-config-listeners-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const BASE = {
-  enable: true,
-  max_connections: Infinity,
-  max_conn_rate: null,
-  proxy_protocol: false,
-  proxy_protocol_timeout: 3000,
-  messages_rate: null,
-  messages_burst: 0,
-  bytes_rate: null,
-  bytes_burst: 0,
-  rate_limit: null,
-  total_messages_rate: null,
-  total_messages_burst: 0,
-  total_bytes_rate: null,
-  total_bytes_burst: 0,
-};
+const BASE = LISTENER_BASE;
 
 test('the default listener of each type exists with no config at all, on EMQX ports', () => {
   const { tcp, ssl, ws, wss } = loadConfig().listeners;
