@@ -19,6 +19,13 @@ export interface ClientInfo {
   listener: string;
   /** When the CONNECT was accepted (ms since epoch); 0 before that. */
   connectedAt?: number;
+  /**
+   * The verified TLS client certificate (ssl/wss listeners; only the CN for a PROXY v2 header),
+   * absent without one: CN, subject DN as `CN=client1,O=Petrel`, and the PEM text.
+   */
+  certCommonName?: string;
+  certSubject?: string;
+  certPem?: string;
 }
 
 export interface HookMessage {
