@@ -21,7 +21,7 @@ import { Connection, addCommitter, removeCommitter, requestTurn, type Committer,
 import { restoreDurableState } from './session/index.js';
 import { Hooks } from './hooks/index.js';
 import { Logger, Metrics, type LogSink } from './observability/index.js';
-import { MemoryRetainedStore, SqliteDurableStore, StoreError, type DurableStore } from './store/index.js';
+import { MemoryRecordStore, MemoryRetainedStore, SqliteDurableStore, StoreError, type DurableStore, type RecordStore } from './store/index.js';
 import {
   FLOW_KEYS,
   ForceShutdown,
@@ -59,6 +59,8 @@ export class Petrel {
   readonly auth: Auth;
   /** The durable store (durable_storage.mode = durable), null in memory mode. */
   readonly store: DurableStore | null;
+  /** Records of memory mode; in durable mode they live in the store's database. */
+  private readonly memoryRecords = new MemoryRecordStore();
   private readonly committer: Committer;
   /** While the store is failing: the next write check (store.probe). */
   private storeProbe: NodeJS.Timeout | null = null;
@@ -177,6 +179,14 @@ export class Petrel {
       else this.scheduleStoreProbe();
     }, STORE_PROBE_MS);
     this.storeProbe.unref();
+  }
+
+  /**
+   * Control-plane records (users, ACL rules, banned, API keys, admins): in the durable store's
+   * database in durable mode (usable once start() has opened it), in memory otherwise.
+   */
+  get records(): RecordStore {
+    return this.store === null ? this.memoryRecords : this.store.records;
   }
 
   /** Opens the durable store and restores what it holds; before any listener accepts. */

@@ -13,6 +13,7 @@
  *   test/store/contract.ts that every implementation passes.
  */
 import type { QoS } from '../codec/index.js';
+import type { RecordStore } from './records.js';
 import type { StoredMessage } from './types.js';
 
 /** A subscription as persisted: the raw filter as the client sent it, and its options. */
@@ -93,6 +94,8 @@ export interface DurableStore {
   open(): void;
   load(now: number): DurableState;
   close(): void;
+  /** Control-plane records (users, rules, banned, API keys, admins), usable between open() and close(). */
+  readonly records: RecordStore;
 
   // --- writes, recorded into the current batch ----------------------------------------
   putMessage(msg: StoredMessage): void;

@@ -12,3 +12,4 @@ export {
 } from './durable.js';
 export { MemoryDurableStore } from './memory/durable.js';
 export { SqliteDurableStore, DATABASE_FILE, type SqliteDurableStoreOptions } from './sqlite/durable.js';
+export { MemoryRecordStore, type RecordStore, type StoredRecord } from './records.js';

@@ -428,6 +428,47 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
     });
   });
 
+  test(`${name}: control-plane records are durable on return, independent of the batch`, async () => {
+    await withStore((h, s) => {
+      s.records.put('users:db', 'bob', { hash: 'x', superuser: false });
+      s.records.put('users:db', 'alice', { hash: 'y', superuser: true });
+      s.records.put('banned', 'clientid:c1', { until: 5 });
+      s.putSession('c', 1000); // a batch left uncommitted must not take the records with it
+      const r = h.reopen(s);
+      r.load(0);
+      assert.deepEqual(r.records.list('users:db'), [
+        { key: 'alice', value: { hash: 'y', superuser: true } },
+        { key: 'bob', value: { hash: 'x', superuser: false } },
+      ]);
+      assert.deepEqual(r.records.get('banned', 'clientid:c1'), { until: 5 });
+      assert.equal(r.records.get('banned', 'nobody'), undefined);
+      assert.deepEqual(r.records.list('nothing'), []);
+      r.records.put('users:db', 'bob', { hash: 'z', superuser: false }); // replace
+      assert.equal(r.records.delete('users:db', 'alice'), true);
+      assert.equal(r.records.delete('users:db', 'alice'), false);
+      assert.equal(r.records.clear('banned'), 1);
+      const again = h.reopen(r);
+      again.load(0);
+      assert.deepEqual(again.records.list('users:db'), [{ key: 'bob', value: { hash: 'z', superuser: false } }]);
+      assert.deepEqual(again.records.list('banned'), []);
+      // Values come out as copies: changing one does not change the store.
+      (again.records.get<{ hash: string }>('users:db', 'bob')!).hash = 'changed';
+      assert.equal(again.records.get<{ hash: string }>('users:db', 'bob')!.hash, 'z');
+      again.close();
+    });
+  });
+
+  test(`${name}: a record value that is not JSON is refused with its kind and key`, async () => {
+    await withStore((_h, s) => {
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      assert.throws(() => s.records.put('api_keys', 'k1', cyclic), (err: Error) => err.name === 'StoreError' && /api_keys\/k1/.test(err.message));
+      assert.throws(() => s.records.put('api_keys', 'k2', undefined), /api_keys\/k2: value is undefined/);
+      assert.deepEqual(s.records.list('api_keys'), []);
+      s.close();
+    });
+  });
+
   test(`${name}: ops of a batch apply in the order recorded`, async () => {
     await withStore((h, s) => {
       s.putSession('c', 1000);

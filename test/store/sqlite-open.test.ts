@@ -233,7 +233,7 @@ test('sqlite: a fresh database gets every table of the current schema', () => {
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => (r as { name: string }).name);
-    assert.deepEqual(tables, ['awaiting_rel', 'delayed', 'deliveries', 'messages', 'retained', 'sessions', 'subscriptions', 'wills']);
+    assert.deepEqual(tables, ['awaiting_rel', 'delayed', 'deliveries', 'messages', 'records', 'retained', 'sessions', 'subscriptions', 'wills']);
     s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -269,6 +269,27 @@ test('sqlite: load and commit on a closed store throw StoreError', () => {
     s.putSession('c', 1);
     assertStoreError(() => s.commit(), s.file, /closed/);
     assert.equal(s.pending, false, 'the failed batch is discarded');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a schema-1 database (session 1) is migrated to the records table and keeps its rows', () => {
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'petrel.db');
+    const raw = new Database(file);
+    migrate(raw, file, MIGRATIONS.slice(0, 1));
+    raw.prepare('INSERT INTO sessions (client_id, expiry_interval, disconnected_at) VALUES (?, ?, ?)').run('old', 60_000, 0);
+    raw.close();
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    assert.equal(dbOf(s).pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.deepEqual(s.load(0).sessions.map((x) => x.clientId), ['old']);
+    s.records.put('admins', 'admin', { role: 'administrator' });
+    assert.deepEqual(s.records.list('admins'), [{ key: 'admin', value: { role: 'administrator' } }]);
+    s.close();
+    assert.throws(() => s.records, /records used on a closed store/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

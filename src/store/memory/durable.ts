@@ -22,6 +22,7 @@ import type {
 import type { Properties } from '../../codec/index.js';
 import type { StoredMessage } from '../types.js';
 import { BatchRecorder, Op } from '../batch.js';
+import { MemoryRecordStore } from '../records.js';
 
 interface SessionRecord {
   expiryInterval: number;
@@ -30,6 +31,8 @@ interface SessionRecord {
 
 export class MemoryDurableStore extends BatchRecorder implements DurableStore {
   private opened = false;
+  /** Kept across close()/open(), as the SQLite file keeps them. */
+  readonly records = new MemoryRecordStore();
   private readonly messages = new Map<number, StoredMessage>();
   private readonly sessions = new Map<string, SessionRecord>();
   /** By client id; like the SQLite tables, these may hold rows of a client without a session until load(). */

@@ -29,6 +29,8 @@ import type { QoS } from '../../codec/index.js';
 import type { StoredMessage } from '../types.js';
 import { BatchRecorder } from '../batch.js';
 import { migrate } from './schema.js';
+import { SqliteRecordStore } from './records.js';
+import type { RecordStore } from '../records.js';
 import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
 
@@ -60,12 +62,18 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
   private writer: BatchWriter | null = null;
   private tx: (() => void) | null = null;
   private probeTx: (() => void) | null = null;
+  private recordStore: SqliteRecordStore | null = null;
 
   constructor(options: SqliteDurableStoreOptions) {
     super();
     this.dir = options.dir;
     this.sync = options.sync;
     this.file = join(options.dir, DATABASE_FILE);
+  }
+
+  get records(): RecordStore {
+    if (this.recordStore === null) throw new StoreError(`durable store ${this.file}: records used on a closed store`, this.file);
+    return this.recordStore;
   }
 
   get isOpen(): boolean {
@@ -115,6 +123,7 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
         probeInsert.run();
         probeDelete.run();
       });
+      this.recordStore = new SqliteRecordStore(db, file);
       this.db = db;
     } catch (err) {
       this.writer = null;
@@ -139,6 +148,7 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     this.writer = null;
     this.tx = null;
     this.probeTx = null;
+    this.recordStore = null;
     try {
       db.close();
     } catch (err) {

@@ -84,6 +84,15 @@ export const MIGRATIONS: readonly string[] = [
     due_at INTEGER NOT NULL
   );
   `,
+  // 2: control-plane records (users, ACL rules, banned, API keys, admins; see records.ts).
+  `
+  CREATE TABLE records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
