@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { ApiServer } from './api/index.js';
+import { ApiServer, CtlSocketServer, ctlSocketPath } from './api/index.js';
 import { Auth } from './auth/index.js';
 import { Broker, Management, SysTopics, TimerWheel } from './broker/index.js';
 import {
@@ -70,8 +70,13 @@ export class Petrel {
   readonly forceShutdown: ForceShutdown;
   /** overload_protection: the overload alarm and the refusal of new connections. */
   readonly overload: OverloadMonitor;
-  /** The REST API on dashboard.listeners.http.bind, or null when disabled. */
+  /**
+   * The REST API's routes: listening on dashboard.listeners.http.bind when enabled, and serving
+   * the ctl socket; null when both are disabled.
+   */
   readonly api: ApiServer | null;
+  /** The owner-only Unix socket petrel ctl talks to (ctl.*), or null when disabled. */
+  readonly ctl: CtlSocketServer | null;
   /** `$SYS/brokers/<node>/...` (sys_topics.*), published while started. */
   readonly sys: SysTopics;
   private started = false;
@@ -108,7 +113,7 @@ export class Petrel {
       version: packageVersion(),
       listenerPort: (id) => this.listeners.find((l) => l.id === id)?.address.port,
     });
-    this.api = config.dashboard.listeners.http.enable
+    this.api = config.dashboard.listeners.http.enable || config.ctl.enable
       ? new ApiServer({
         management,
         config,
@@ -117,6 +122,19 @@ export class Petrel {
         running: () => this.started,
       })
       : null;
+    const api = this.api;
+    this.ctl = api !== null && config.ctl.enable
+      ? new CtlSocketServer(ctlSocketPath(config.ctl.socket, config.node.data_dir), (req) => api.inject(req), this.logger)
+      : null;
+  }
+
+  /** The REST API (when enabled) and the ctl socket, once the store is open. */
+  private async startManagement(): Promise<void> {
+    if (this.api === null) return;
+    if (this.config.dashboard.listeners.http.enable) await this.api.start();
+    else await this.api.build();
+    // Without its socket petrel ctl cannot reach this broker, but MQTT clients still can.
+    await this.ctl?.start().catch((err: unknown) => this.logger.error('ctl_socket_failed', { error: (err as Error).message }));
   }
 
   /**
@@ -222,7 +240,7 @@ export class Petrel {
     this.overload.start();
     try {
       for (const l of this.listeners) await l.start();
-      if (this.api !== null) await this.api.start();
+      await this.startManagement();
     } catch (err) {
       this.logger.error('listener_bind_failed', { error: (err as Error).message });
       await Promise.all(this.listeners.map((l) => l.stop()));
@@ -256,6 +274,7 @@ export class Petrel {
     // Stop accepting first; the listeners' close completes once their connections are gone,
     // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about.
     this.sys.stop();
+    await this.ctl?.stop();
     await this.api?.stop();
     const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();

@@ -27,7 +27,7 @@ export interface Principal {
   /** `api_key:<key>` or the dashboard username. */
   readonly name: string;
   readonly role: Role;
-  readonly via: 'api_key' | 'token';
+  readonly via: 'api_key' | 'token' | 'ctl';
 }
 
 export const ADMIN_USER = 'admin';

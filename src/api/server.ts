@@ -9,6 +9,7 @@
  *
  * It talks to the broker only through the management facade (broker/index.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -57,6 +58,13 @@ export interface ApiServerDeps {
   loginLimiter?: LoginLimiter;
 }
 
+/** A request from the petrel ctl socket (api/ctl-socket.ts), answered by the same routes. */
+export interface InjectedRequest {
+  method: string;
+  url: string;
+  body?: unknown;
+}
+
 /** What route modules get besides the fastify instance. */
 export interface ApiContext {
   readonly deps: ApiServerDeps;
@@ -77,6 +85,7 @@ declare module 'fastify' {
 /** Paths answered without credentials. */
 const PUBLIC_PATHS = new Set(['/status', '/api/v5/status', '/api/v5/login']);
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const CTL_HEADER = 'x-petrel-ctl';
 const REALM = 'Basic realm="petrel-dashboard"';
 
 export class ApiServer {
@@ -86,6 +95,11 @@ export class ApiServer {
   private readonly ctx: ApiContext;
   private built: Promise<void> | null = null;
   private listening = false;
+  /**
+   * Marks requests that come through the owner-only ctl socket (`inject`): they act as an
+   * administrator without credentials. Random per process and never sent over the network.
+   */
+  private readonly ctlToken = randomBytes(32).toString('base64url');
 
   constructor(private readonly deps: ApiServerDeps) {
     this.app = Fastify({
@@ -176,8 +190,30 @@ export class ApiServer {
     return a !== null && typeof a === 'object' ? a.port : 0;
   }
 
+  /**
+   * Serves a request of the ctl socket through the routes, as an administrator. The answer's
+   * body is parsed JSON, or text for other content types.
+   */
+  async inject(req: InjectedRequest): Promise<{ status: number; body: unknown; type?: string }> {
+    await this.build();
+    const res = await this.app.inject({
+      method: req.method as 'GET',
+      url: req.url,
+      headers: { [CTL_HEADER]: this.ctlToken, ...(req.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      payload: req.body === undefined ? undefined : JSON.stringify(req.body),
+    });
+    const type = String(res.headers['content-type'] ?? '');
+    if (res.body === '') return { status: res.statusCode, body: undefined };
+    if (type.startsWith('application/json')) return { status: res.statusCode, body: JSON.parse(res.body) as unknown };
+    return { status: res.statusCode, body: res.body, type };
+  }
+
   private async authenticate(req: FastifyRequest): Promise<void> {
     const path = req.url.split('?')[0]!.replace(/\/+$/, '') || '/';
+    if (req.headers[CTL_HEADER] === this.ctlToken) {
+      req.principal = { name: 'ctl', role: 'administrator', via: 'ctl' };
+      return;
+    }
     if (PUBLIC_PATHS.has(path)) return;
     const header = req.headers.authorization;
     if (header === undefined || header === '') throw unauthorized('UNAUTHORIZED', 'credentials required: HTTP Basic with an API key, or Bearer with a login token');

@@ -30,6 +30,7 @@ export type {
   DelayedConfig,
   DurableStorageConfig,
   SysTopicsConfig,
+  CtlConfig,
   BindAddress,
   RateLimit,
   RateLimitWithBurst,

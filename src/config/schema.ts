@@ -572,6 +572,15 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'api_key.bootstrap_file', type: 'string', default: '', reloadable: false,
     doc: 'File of API keys read at start, one "key:secret:role" per line (role administrator or viewer; default administrator).',
   },
+  // ctl (petrel ctl's local socket)
+  {
+    key: 'ctl.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Serve petrel ctl on an owner-only Unix socket (no network exposure, no credentials).',
+  },
+  {
+    key: 'ctl.socket', type: 'string', default: 'petrel.sock', reloadable: false,
+    doc: 'Path of the petrel ctl socket; a relative path is inside node.data_dir.',
+  },
 ];
 
 // Frozen so no caller can change the source of truth at run time.

@@ -231,6 +231,13 @@ export interface ApiKeyConfig {
   readonly bootstrap_file: string;
 }
 
+/** `ctl.*`: the Unix socket `petrel ctl` talks to. */
+export interface CtlConfig {
+  readonly enable: boolean;
+  /** Relative paths are inside node.data_dir. */
+  readonly socket: string;
+}
+
 /** `sys_topics.*`: what the broker publishes under `$SYS/brokers/<node>/` (EMQX's names). */
 export interface SysTopicsConfig {
   /** Milliseconds; null = disabled (never published). */
@@ -302,4 +309,5 @@ export interface PetrelConfig {
   readonly dashboard: DashboardConfig;
   readonly api_key: ApiKeyConfig;
   readonly sys_topics: SysTopicsConfig;
+  readonly ctl: CtlConfig;
 }

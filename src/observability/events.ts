@@ -59,6 +59,9 @@ export const LogEvent = {
   api_login_failed: 'api_login_failed',
   api_login_rate_limited: 'api_login_rate_limited',
   api_internal_error: 'api_internal_error',
+  ctl_socket_started: 'ctl_socket_started',
+  ctl_socket_failed: 'ctl_socket_failed',
+  ctl_request_failed: 'ctl_request_failed',
 } as const;
 export type LogEventName = keyof typeof LogEvent;
 

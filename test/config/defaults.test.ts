@@ -79,6 +79,7 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
   durable_storage: { mode: 'durable', sync: 'normal' },
   dashboard: { listeners: { http: { enable: true, bind: { host: '0.0.0.0', port: 18083 } } }, default_password: '' },
   api_key: { bootstrap_file: '' },
+  ctl: { enable: true, socket: 'petrel.sock' },
   // No authenticator and no authorization source unless the config names one (EMQX: anonymous
   // access, no_match allow).
   authorization: { no_match: 'allow', deny_action: 'ignore', cache: { enable: true, max_size: 32, ttl: 60_000 } },

@@ -1,7 +1,11 @@
-// `petrel ctl` as real processes against a started broker with its REST API on loopback.
+// `petrel ctl` as real processes against a started broker: over its owner-only Unix socket (the
+// default), and over the REST API on loopback with --url / --api-key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connected, type RawClient } from '../helpers/broker.js';
 import { run, type ExitResult } from '../helpers/clients.js';
@@ -13,10 +17,10 @@ describe('petrel ctl', () => {
   let b: ApiBroker;
   const clients: RawClient[] = [];
   const ctl = (...args: string[]): Promise<ExitResult> =>
-    run(process.execPath, [BIN, 'ctl', '--url', b.base, '--api-key', `${ADMIN.key}:${ADMIN.secret}`, ...args], { timeoutMs: 15_000 });
+    run(process.execPath, [BIN, 'ctl', '--set', `node.data_dir=${b.dataDir}`, ...args], { timeoutMs: 15_000 });
 
   before(async () => {
-    b = await startApiBroker();
+    b = await startApiBroker({ ctl: { enable: true } });
     const c = await connected(b.port, 5, 'dev-1', { username: 'alice' });
     await c.subscribe('room/+/temp', 1);
     await c.publish('room/1/temp', '21', 0, { retain: true });
@@ -27,6 +31,18 @@ describe('petrel ctl', () => {
   after(async () => {
     for (const c of clients) c.destroy();
     await b.stop();
+  });
+
+  test('the socket is owner-only, in the data directory', () => {
+    const st = statSync(path.join(b.dataDir, 'petrel.sock'));
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o600);
+  });
+
+  test('over the REST API with --url and --api-key', async () => {
+    const r = await run(process.execPath, [BIN, 'ctl', '--url', b.base, '--api-key', `${ADMIN.key}:${ADMIN.secret}`, 'clients', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Client\(dev-1, /m);
   });
 
   test('status, broker, stats, metrics', async () => {
@@ -110,15 +126,31 @@ describe('petrel ctl', () => {
     assert.match(viewer.stderr, /403 FORBIDDEN/);
   });
 
-  test('without --api-key: the admin password file found through --set node.data_dir', async () => {
-    const port = new URL(b.base).port;
-    const r = await run(process.execPath, [BIN, 'ctl', '--set', `node.data_dir=${b.dataDir}`, '--set', `dashboard.listeners.http.bind=127.0.0.1:${port}`, 'clients', 'list', '--json']);
+  test('--url without --api-key: the admin password file found through --set node.data_dir', async () => {
+    const r = await run(process.execPath, [BIN, 'ctl', '--url', b.base, '--set', `node.data_dir=${b.dataDir}`, 'clients', 'list', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok((JSON.parse(r.stdout) as Array<{ clientid: string }>).some((c) => c.clientid === 'dev-1'));
-    const none = await run(process.execPath, [BIN, 'ctl', '--set', 'node.data_dir=/nonexistent-petrel', '--set', `dashboard.listeners.http.bind=127.0.0.1:${port}`, 'stats']);
+    const none = await run(process.execPath, [BIN, 'ctl', '--url', b.base, '--set', 'node.data_dir=/nonexistent-petrel', 'stats']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /no credentials .*dashboard-admin-password: ENOENT; pass --api-key/);
   });
+});
+
+test('petrel ctl when no broker runs in the data directory: one clear line, exit 1', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'petrel-ctl-none-'));
+  try {
+    for (const verb of [['status'], ['clients', 'list']]) {
+      const r = await run(process.execPath, [BIN, 'ctl', '--set', `node.data_dir=${dir}`, ...verb]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr, `petrel ctl: Petrel is not running (nothing answers on ${path.join(dir, 'petrel.sock')}: ENOENT); check --config/--set node.data_dir\n`);
+    }
+    const off = await run(process.execPath, [BIN, 'ctl', '--set', `node.data_dir=${dir}`, '--set', 'ctl.enable=false', 'status']);
+    assert.equal(off.code, 1);
+    assert.match(off.stderr, /ctl socket is disabled \(ctl\.enable = false\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('petrel ctl against a port nobody listens on: one clear line, exit 1', async () => {

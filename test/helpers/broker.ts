@@ -51,6 +51,8 @@ export async function startBroker(values: Record<string, unknown> = {}): Promise
       wss: { default: { enable: false } },
     },
     dashboard: { listeners: { http: { enable: false } } },
+    // No petrel ctl socket unless a test asks (test/ctl does, in its own node.data_dir).
+    ctl: { enable: false },
   }, values);
   const petrel = createBroker(merged, { logSink: logs });
   await petrel.start();

@@ -1,5 +1,6 @@
 /**
- * How `petrel ctl` reaches a running broker: its REST API (`/api/v5`), on the address of
+ * How `petrel ctl --url URL` reaches a broker (by default it uses the local socket, socket.ts):
+ * its REST API (`/api/v5`), on the address of
  * `dashboard.listeners.http.bind` (0.0.0.0 and :: become 127.0.0.1) unless `--url` says
  * otherwise, with an API key (`--api-key key:secret`, HTTP Basic) or, without one, as the
  * dashboard user `admin` (password `dashboard.default_password`, else the file the broker wrote
@@ -27,6 +28,17 @@ export class HttpError extends CtlError {
   constructor(readonly status: number, readonly code: string, readonly detail: string) {
     super(`${status} ${code}: ${detail}`);
   }
+}
+
+/** What the verbs need of a connection to the broker: the socket (default) or HTTP (--url). */
+export interface CtlApi {
+  /** Where the broker is (for messages). */
+  readonly where: string;
+  /** An API call; the parsed JSON body (undefined for 204). Throws HttpError on 4xx/5xx. */
+  request<T = unknown>(method: string, url: string, body?: unknown, opts?: { auth?: boolean }): Promise<T>;
+  /** Every row of a paged listing. */
+  all<T = Record<string, unknown>>(url: string): Promise<T[]>;
+  close?(): void;
 }
 
 export type Credentials =
@@ -64,10 +76,14 @@ export function resolveCredentials(apiKey: string | undefined, config: PetrelCon
   }
 }
 
-export class CtlClient {
+export class CtlClient implements CtlApi {
   private authorization: string | null = null;
 
   constructor(readonly baseUrl: string, private readonly credentials: Credentials) {}
+
+  get where(): string {
+    return this.baseUrl;
+  }
 
   /** GET/POST/DELETE an API path; the parsed JSON body (undefined for 204). */
   async request<T = unknown>(method: string, url: string, body?: unknown, opts: { auth?: boolean } = {}): Promise<T> {

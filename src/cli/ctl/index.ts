@@ -1,14 +1,18 @@
 /**
- * `petrel ctl <verb> ...`: EMQX's `emqx ctl` verbs against a running broker, over its REST API
- * (see http.ts for the address and credentials). Plain text lines as `emqx ctl` prints them;
- * `--json` prints the API's JSON instead, for scripts.
+ * `petrel ctl <verb> ...`: EMQX's `emqx ctl` verbs against a running broker. By default over the
+ * broker's owner-only Unix socket in its data directory (socket.ts: no network, no
+ * credentials); with `--url` or `--api-key`, over the REST API (http.ts). Either way the broker
+ * answers with its REST routes, so a verb does exactly what its `/api/v5` call does. Plain text
+ * as `emqx ctl` prints it, tables for listings; `--json` prints the API's JSON, for scripts.
  *
  * Exit codes: 0 done, 1 the broker said no or could not be reached (one line on stderr),
  * 2 bad usage (the usage text on stderr).
  */
 import { ConfigError, loadConfig, type PetrelConfig } from '../../config/index.js';
 import { matchTopic } from '../../topic/index.js';
-import { CtlClient, CtlError, HttpError, baseUrlFromConfig, resolveCredentials } from './http.js';
+import path from 'node:path';
+import { CtlClient, CtlError, HttpError, baseUrlFromConfig, resolveCredentials, type CtlApi } from './http.js';
+import { SocketCtlClient, socketPathFromConfig } from './socket.js';
 
 export interface CtlIo {
   stdout(text: string): void;
@@ -28,14 +32,25 @@ Commands (as emqx ctl):
   topics list | show <Topic>
   retainer info | topics | clean [<TopicFilter>]
   listeners                                     listeners with connections and shutdown counts
+  listeners stop | start | restart <Id>         e.g. listeners restart tcp:default
+  trace list
+  trace start client <ClientId> <File> [<Level>]
+  trace start topic <Topic> <File> [<Level>]
+  trace start ip_address <IP> <File> [<Level>]
+  trace stop client <ClientId> | topic <Topic> | ip_address <IP>
+  banned list | add <As> <Who> [<Reason>] | del <As> <Who>   (As: clientid, username, peerhost)
+  admins list | add <User> <Password> [<Description>] | passwd <User> <Password> | del <User>
+  log set-level <Level>                         debug, info, notice, warning, error, critical, alert, emergency
+  conf reload                                   re-read the config file; apply what can change at run time
 
 Options:
-  --url URL              the REST API (default: http://127.0.0.1:<port of dashboard.listeners.http.bind>)
-  --api-key KEY:SECRET   an API key; without one, logs in as admin with the password in
-                         <node.data_dir>/dashboard-admin-password (or dashboard.default_password)
   --config FILE, --set key=value
-                         the broker's config, as for petrel start (to find the address and data dir)
-  --json                 JSON output for scripts`;
+                         the broker's config, as for petrel start: node.data_dir and ctl.socket
+                         say where the broker's socket is (default ./data/petrel.sock)
+  --json                 JSON output for scripts
+  --url URL              use the REST API at URL instead of the socket (needs credentials)
+  --api-key KEY:SECRET   an API key for --url; without one, logs in as admin with the password in
+                         <node.data_dir>/dashboard-admin-password (or dashboard.default_password)`;
 
 interface CtlArgs {
   url?: string;
@@ -104,8 +119,15 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
     throw err;
   }
   const out = new Output(io, args.json);
+  let client: CtlApi | null = null;
   try {
-    const client = new CtlClient(args.url ?? baseUrlFromConfig(config), resolveCredentials(args.apiKey, config));
+    if (args.url !== undefined || args.apiKey !== undefined) {
+      client = new CtlClient(args.url ?? baseUrlFromConfig(config), resolveCredentials(args.apiKey, config));
+    } else if (!config.ctl.enable) {
+      throw new CtlError('the ctl socket is disabled (ctl.enable = false); use --url and --api-key to go through the REST API');
+    } else {
+      client = new SocketCtlClient(socketPathFromConfig(config));
+    }
     await command(client, args.words.slice(1), out);
     return out.failed ? 1 : 0;
   } catch (err) {
@@ -113,11 +135,17 @@ export async function runCtl(argv: readonly string[], io: CtlIo): Promise<number
       io.stderr(`petrel ctl: ${err.message}\n\n${CTL_USAGE}\n`);
       return 2;
     }
+    if (err instanceof HttpError && err.status === 400) {
+      io.stderr(`petrel ctl: ${err.detail}\n`);
+      return 1;
+    }
     if (err instanceof CtlError) {
       io.stderr(`petrel ctl: ${err.message}\n`);
       return err.exitCode;
     }
     throw err;
+  } finally {
+    client?.close?.();
   }
 }
 
@@ -143,7 +171,7 @@ class Output {
   }
 }
 
-type Command = (c: CtlClient, words: string[], out: Output) => Promise<void>;
+type Command = (c: CtlApi, words: string[], out: Output) => Promise<void>;
 
 const enc = encodeURIComponent;
 
@@ -322,8 +350,27 @@ const retainer: Command = async (c, words, out) => {
   }
 };
 
+/** A table for people: a header row and aligned columns. */
+function table(header: readonly string[], rows: readonly (readonly unknown[])[]): string[] {
+  const cells = rows.map((r) => r.map((v) => text(v)));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]): string => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
+  return [line(header), ...cells.map(line)];
+}
+
+const listenerAction: Command = async (c, words, out) => {
+  const [action, id, ...rest] = words;
+  if (id === undefined || rest.length > 0) usage(words, 'listeners stop | start | restart <Id>');
+  const done = await orNotFound(out, async () => {
+    await c.request('POST', `/api/v5/listeners/${enc(id)}/${action!}`);
+    return true;
+  });
+  if (done === true) out.emit({ result: 'ok', id, action }, () => [`${id} ${action === 'stop' ? 'stopped' : action === 'start' ? 'started' : 'restarted'}`]);
+};
+
 const listeners: Command = async (c, words, out) => {
-  if (words.length > 0) usage(words, 'listeners');
+  if (words[0] === 'stop' || words[0] === 'start' || words[0] === 'restart') return listenerAction(c, words, out);
+  if (words.length > 0) usage(words, 'listeners | listeners stop | start | restart <Id>');
   const list = await c.request<Array<Record<string, unknown>>>('GET', '/api/v5/listeners');
   out.emit(list, () => list.flatMap((l) => {
     const counts = (l.shutdown_counts ?? {}) as Record<string, number>;
@@ -343,7 +390,124 @@ const listeners: Command = async (c, words, out) => {
   }));
 };
 
+/** `client` in the ctl words is `clientid` in the API. */
+const TRACE_TYPES: Readonly<Record<string, string>> = { client: 'clientid', topic: 'topic', ip_address: 'ip_address' };
+const TRACE_USAGE = 'trace list | start client|topic|ip_address <X> <File> [<Level>] | stop client|topic|ip_address <X>';
+
+/** The name of the trace `trace start <type> <X>` makes; `trace stop <type> <X>` finds it again. */
+function ctlTraceName(type: string, target: string): string {
+  const safe = target.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < target.length; i++) h = Math.imul(h ^ target.charCodeAt(i), 0x01000193) >>> 0;
+  return `ctl-${type}-${safe}-${h.toString(16)}`;
+}
+
+const trace: Command = async (c, words, out) => {
+  const [sub, kind, target, file, level, ...rest] = words;
+  if (sub === 'list' && kind === undefined) {
+    const list = await c.request<Array<Record<string, unknown>>>('GET', '/api/v5/trace');
+    out.emit(list, () => table(['name', 'type', 'target', 'level', 'status', 'size', 'file'], list.map((t) => {
+      const type = String(t.type);
+      return [t.name, type, t[type], t.level, t.status, Object.values((t.log_size ?? {}) as Record<string, number>)[0] ?? 0, t.file];
+    })));
+  } else if (sub === 'start' && kind !== undefined && target !== undefined && file !== undefined && rest.length === 0) {
+    const type = TRACE_TYPES[kind];
+    if (type === undefined) usage(words, TRACE_USAGE);
+    const body: Record<string, unknown> = { name: ctlTraceName(kind, target), type, [type]: target, file: path.resolve(file) };
+    if (level !== undefined) body.level = level;
+    // A day, unless stopped: EMQX's 10-minute default is meant for the dashboard's clicks.
+    body.end_at = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
+    const t = await c.request<Record<string, unknown>>('POST', '/api/v5/trace', body);
+    out.emit(t, () => [`trace ${kind} ${target} successfully (${text(t.name)} -> ${text(t.file)})`]);
+  } else if (sub === 'stop' && kind !== undefined && target !== undefined && file === undefined) {
+    if (TRACE_TYPES[kind] === undefined) usage(words, TRACE_USAGE);
+    const name = ctlTraceName(kind, target);
+    const done = await orNotFound(out, async () => {
+      await c.request('DELETE', `/api/v5/trace/${enc(name)}`);
+      return true;
+    });
+    if (done === true) out.emit({ result: 'ok', name }, () => [`stop tracing ${kind} ${target} successfully`]);
+  } else {
+    usage(words, TRACE_USAGE);
+  }
+};
+
+const banned: Command = async (c, words, out) => {
+  const [sub, as, who, ...reason] = words;
+  if (sub === 'list' && as === undefined) {
+    const list = await c.all('/api/v5/banned');
+    out.emit(list, () => table(['as', 'who', 'by', 'reason', 'at', 'until'], list.map((b) => [b.as, b.who, b.by, b.reason, b.at, b.until])));
+  } else if (sub === 'add' && as !== undefined && who !== undefined) {
+    const body: Record<string, unknown> = { as, who, by: 'petrel ctl' };
+    if (reason.length > 0) body.reason = reason.join(' ');
+    const b = await c.request<Record<string, unknown>>('POST', '/api/v5/banned', body);
+    out.emit(b, () => ['ok']);
+  } else if (sub === 'del' && as !== undefined && who !== undefined && reason.length === 0) {
+    const done = await orNotFound(out, async () => {
+      await c.request('DELETE', `/api/v5/banned/${enc(as)}/${enc(who)}`);
+      return true;
+    });
+    if (done === true) out.emit({ result: 'ok', as, who }, () => ['ok']);
+  } else {
+    usage(words, 'banned list | add <As> <Who> [<Reason>] | del <As> <Who>');
+  }
+};
+
+const admins: Command = async (c, words, out) => {
+  const [sub, user, password, ...desc] = words;
+  if (sub === 'list' && user === undefined) {
+    const list = await c.request<Array<Record<string, unknown>>>('GET', '/api/v5/users');
+    out.emit(list, () => table(['username', 'role', 'description'], list.map((u) => [u.username, u.role, u.description])));
+  } else if (sub === 'add' && user !== undefined && password !== undefined) {
+    const u = await c.request<Record<string, unknown>>('POST', '/api/v5/users', { username: user, password, role: 'administrator', description: desc.join(' ') });
+    out.emit(u, () => ['ok']);
+  } else if (sub === 'passwd' && user !== undefined && password !== undefined && desc.length === 0) {
+    const done = await orNotFound(out, async () => {
+      await c.request('POST', `/api/v5/users/${enc(user)}/change_pwd`, { new_pwd: password });
+      return true;
+    });
+    if (done === true) out.emit({ result: 'ok', username: user }, () => ['ok']);
+  } else if (sub === 'del' && user !== undefined && password === undefined) {
+    const done = await orNotFound(out, async () => {
+      await c.request('DELETE', `/api/v5/users/${enc(user)}`);
+      return true;
+    });
+    if (done === true) out.emit({ result: 'ok', username: user }, () => ['ok']);
+  } else {
+    usage(words, 'admins list | add <User> <Password> [<Description>] | passwd <User> <Password> | del <User>');
+  }
+};
+
+const log: Command = async (c, words, out) => {
+  const [sub, level, ...rest] = words;
+  if (sub !== 'set-level' || level === undefined || rest.length > 0) usage(words, 'log set-level <Level>');
+  const r = await c.request<Record<string, unknown>>('PUT', '/api/v5/configs/log', { level });
+  out.emit(r, () => [level]);
+};
+
+const conf: Command = async (c, words, out) => {
+  if (words.length !== 1 || words[0] !== 'reload') usage(words, 'conf reload');
+  const r = await c.request<{ file: string | null; applied: Record<string, unknown>; restart_needed: Record<string, unknown>; unchanged: number }>('POST', '/api/v5/configs/reload');
+  out.emit(r, () => {
+    const lines = [`reloaded ${r.file ?? '(no config file: environment and --set only)'}`];
+    const applied = Object.entries(r.applied);
+    const restart = Object.entries(r.restart_needed);
+    lines.push(applied.length === 0 ? 'applied: nothing changed that can change at run time' : 'applied:');
+    for (const [k, v] of applied) lines.push(`  ${k} = ${text(v)}`);
+    if (restart.length > 0) {
+      lines.push('need a restart (changed in the file, not applied):');
+      for (const [k, v] of restart) lines.push(`  ${k} = ${text(v)}`);
+    }
+    return lines;
+  });
+};
+
 const COMMANDS: Readonly<Record<string, Command>> = {
+  trace,
+  banned,
+  admins,
+  log,
+  conf,
   status,
   broker,
   stats,
