@@ -14,6 +14,7 @@ import { MetricName, type Counter, type Logger, type Metrics } from '../observab
 import { RouteEntry, Router } from '../router/index.js';
 import type { DurableStore, RetainedStore, StoredMessage } from '../store/index.js';
 import { exceedsLevels, hasWildcard, parseDelayed, parseSubscription } from '../topic/index.js';
+import { Backpressure } from './backpressure.js';
 import { pickMember } from './shared.js';
 import type { TimerEntry, TimerTask, TimerWheel } from './timer-wheel.js';
 import {
@@ -85,6 +86,8 @@ export class Broker {
    * refused (0x80) rather than acknowledged without being kept.
    */
   storeHealthy = true;
+  /** Publisher backpressure from slow subscribers (backpressure.ts, `backpressure.*`). */
+  readonly backpressure: Backpressure;
 
   private nextMessageId = 1;
   private readonly sessions = new Map<string, SessionHandle>();
@@ -112,6 +115,13 @@ export class Broker {
     this.wheel = deps.wheel;
     this.retained = deps.retained;
     this.store = deps.store ?? null;
+    const bp = deps.config.backpressure;
+    this.backpressure = new Backpressure({
+      enable: bp.enable,
+      // Below the mqueue limit, so a publisher is held before anything is dropped.
+      holdAt: Math.min(bp.hold_at, Math.max(1, Math.floor(deps.config.mqtt.max_mqueue_len / 2))),
+      maxHold: bp.max_hold,
+    }, deps.wheel, deps.logger);
     this.counters = {
       messagesReceived: this.metrics.counter(MetricName.messagesReceived),
       receivedByQoS: [

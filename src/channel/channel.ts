@@ -23,7 +23,7 @@ import {
   type QoS,
   type WillMessage,
 } from '../codec/index.js';
-import type { Broker, ClientSummary, ConnectionHandle, Message } from '../broker/index.js';
+import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Message } from '../broker/index.js';
 import type { ClientInfo } from '../hooks/index.js';
 import { MetricName, type DisconnectReason } from '../observability/index.js';
 import type { Session, SessionOutlet } from '../session/index.js';
@@ -47,7 +47,7 @@ const SERVER_DISCONNECT_CODE: Partial<Record<DisconnectReason, number>> = {
   mqueue_overflow_shutdown: ReasonCode.QuotaExceeded,
 };
 
-export class Channel implements ConnectionHandle, SessionOutlet {
+export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublisher {
   state: ChannelState = 'awaiting_connect';
   protocolVersion: ProtocolVersion = 4;
   clientId = '';
@@ -73,6 +73,8 @@ export class Channel implements ConnectionHandle, SessionOutlet {
    * instead of once per PUBLISH (Date.now() was 2-3% of a fan-in QoS 1 profile).
    */
   readTime = 0;
+  /** Congested sessions holding this publisher back (broker/backpressure.ts). */
+  heldBy = 0;
   /** Packets that arrived while CONNECT was being authenticated, handled once accepted. */
   private pending: Packet[] | null = null;
   private closeReason: DisconnectReason | null = null;
@@ -138,6 +140,10 @@ export class Channel implements ConnectionHandle, SessionOutlet {
 
   handleSocketClosed(): void {
     this.terminate('tcp_closed');
+  }
+
+  holdReading(on: boolean): void {
+    this.io.holdReading?.(on);
   }
 
   handleDrain(): void {

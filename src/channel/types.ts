@@ -22,6 +22,11 @@ export interface ChannelIO {
   /** Stops / resumes reading from the socket (CONNECT authentication, rate limits). */
   pauseReading(): void;
   resumeReading(): void;
+  /**
+   * Stops / resumes reading for publisher backpressure (a bit of its own, so an auth or rate
+   * pause ending does not end it). Absent on fakes: they are never held.
+   */
+  holdReading?(on: boolean): void;
   /** Stops decoding the rest of the current input (after a fatal protocol error). */
   stopDecoding(): void;
   /** Adjusts the decoder's protocol level (set from CONNECT). */

@@ -35,6 +35,7 @@ export type {
   RateLimit,
   RateLimitWithBurst,
   ForceShutdownConfig,
+  BackpressureConfig,
   OverloadProtectionConfig,
   LogLevel,
   LogFormat,

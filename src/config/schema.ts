@@ -387,6 +387,19 @@ const SCHEMA: readonly KeySpec[] = [
     min: 1024, infinity: true,
     doc: 'Close a connection with more than this many outgoing bytes waiting (queued and in the socket buffer).',
   },
+  // backpressure (Petrel's own: EMQX drops for a slow subscriber; Petrel first slows its publishers)
+  {
+    key: 'backpressure.enable', type: 'boolean', default: true, reloadable: false,
+    doc: 'Hold publishers (stop reading their sockets) while an online subscriber they feed has backpressure.hold_at messages queued.',
+  },
+  {
+    key: 'backpressure.hold_at', type: 'integer', default: 1000, reloadable: false, min: 1, max: 1_000_000,
+    doc: 'Online mqueue length at which the publishers feeding it are held (at most half of mqtt.max_mqueue_len); they resume at half of it.',
+  },
+  {
+    key: 'backpressure.max_hold', type: 'duration', default: '5s', reloadable: false, min: 1,
+    doc: 'Longest a subscriber holds publishers at a time; past it the subscriber is stalled and its mqueue drops oldest when full.',
+  },
   // overload_protection
   {
     key: 'overload_protection.enable', type: 'boolean', default: false, reloadable: true,

@@ -201,6 +201,15 @@ export interface ForceShutdownConfig {
   readonly max_heap_size: number;
 }
 
+/** `backpressure.*`: slow subscribers slow their publishers (src/broker/backpressure.ts). */
+export interface BackpressureConfig {
+  readonly enable: boolean;
+  /** Messages. */
+  readonly hold_at: number;
+  /** Milliseconds. */
+  readonly max_hold: number;
+}
+
 /** `overload_protection.*`: refusing new connections while the process is overloaded. */
 export interface OverloadProtectionConfig {
   readonly enable: boolean;
@@ -299,6 +308,7 @@ export interface PetrelConfig {
   readonly listeners: ListenersConfig;
   readonly mqtt: MqttConfig;
   readonly force_shutdown: ForceShutdownConfig;
+  readonly backpressure: BackpressureConfig;
   readonly overload_protection: OverloadProtectionConfig;
   readonly retainer: RetainerConfig;
   readonly delayed: DelayedConfig;

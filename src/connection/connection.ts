@@ -132,6 +132,7 @@ function writeEach(socket: Duplex, pending: readonly (Buffer | number)[]): void 
 /** Why reading is paused (bits): the channel (CONNECT authentication), a rate limit. */
 const PAUSED_BY_CHANNEL = 1;
 const PAUSED_BY_RATE = 2;
+const PAUSED_BY_BACKPRESSURE = 4;
 
 /**
  * Packets that may overtake PUBLISH packets held back by messages_rate: acknowledgements (of
@@ -553,6 +554,10 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   resumeReading(): void {
     this.setPaused(PAUSED_BY_CHANNEL, false);
+  }
+
+  holdReading(on: boolean): void {
+    if (!this.closed) this.setPaused(PAUSED_BY_BACKPRESSURE, on);
   }
 
   stopDecoding(): void {

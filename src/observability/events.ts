@@ -31,6 +31,7 @@ export const LogEvent = {
   session_takenover: 'session_takenover',
   session_expired: 'session_expired',
   mqueue_dropped: 'mqueue_dropped',
+  subscriber_stalled: 'subscriber_stalled',
   force_shutdown: 'force_shutdown',
   alarm_activated: 'alarm_activated',
   alarm_deactivated: 'alarm_deactivated',

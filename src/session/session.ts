@@ -15,7 +15,7 @@
  *   is dropped, counted and logged once per burst.
  */
 import { type QoS } from '../codec/index.js';
-import type { Broker, Message, SessionHandle, SubOptions, TimerEntry, TimerTask } from '../broker/index.js';
+import type { Broker, CongestedSubscriber, HoldablePublisher, Message, SessionHandle, SubOptions, TimerEntry, TimerTask } from '../broker/index.js';
 import type { DurableStore, PersistedSubscription } from '../store/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import { Deque } from './deque.js';
@@ -70,7 +70,7 @@ class RetryTimer implements TimerTask {
   }
 }
 
-export class Session implements SessionHandle, TimerTask {
+export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   /** Made on first use, like the maps below (see `subscriptions`). */
   private subs: Map<string, SessionSubscription> | null = null;
   /**
@@ -97,6 +97,10 @@ export class Session implements SessionHandle, TimerTask {
   persisted = false;
   /** Last durable queue sequence number used. */
   lastSeq = 0;
+  /** Publishers this session holds back while its online queue is long (broker/backpressure.ts). */
+  holding: Set<HoldablePublisher> | null = null;
+  /** It held publishers past backpressure.max_hold; it holds none again until it drains. */
+  stalled = false;
 
   private outlet: SessionOutlet | null = null;
   private nextPacketId = 1;
@@ -126,6 +130,10 @@ export class Session implements SessionHandle, TimerTask {
   /** Messages in flight by packet id (read-only: the session alone changes it). */
   get inflight(): ReadonlyMap<number, InflightEntry> {
     return this.inflightMap ?? EMPTY_MAP;
+  }
+
+  get queuedCount(): number {
+    return this.queue?.length ?? 0;
   }
 
   /** Messages queued for the client, oldest first (read-only). */
@@ -272,6 +280,11 @@ export class Session implements SessionHandle, TimerTask {
     if (q.msg.refs === undefined) ownPayload(q.msg);
     this.persist(q, 'queued', 0);
     queue.push(q);
+    // Online and queueing: the socket or the inflight window is full. Slow the publisher
+    // down rather than let the queue reach its limit and drop (backpressure.ts).
+    if (this.outlet !== null && queue.length >= this.broker.backpressure.holdAt && this.broker.backpressure.enabled) {
+      this.broker.backpressure.hold(this);
+    }
   }
 
   private dropped(q: Queued): void {
@@ -357,6 +370,12 @@ export class Session implements SessionHandle, TimerTask {
     // free slot: under sustained overload every acknowledgement frees one slot, and the
     // "once per burst" log line would otherwise come once per acknowledgement.
     if (q.length <= this.broker.config.mqtt.max_mqueue_len / 2) this.dropBurst = false;
+    if (q.length <= this.broker.backpressure.releaseAt) this.releasePublishers();
+  }
+
+  private releasePublishers(): void {
+    this.stalled = false;
+    if (this.holding !== null) this.broker.backpressure.release(this);
   }
 
   /** Resends, in order, the PUBLISHes held back at resume while the window allows. */
@@ -511,6 +530,7 @@ export class Session implements SessionHandle, TimerTask {
     if (this.outlet !== outlet) return;
     this.outlet = null;
     this.dropBurst = false;
+    this.releasePublishers();
     this.store?.sessionDisconnected(this.clientId, Date.now());
     if (this.expiryInterval === 0) {
       this.terminate('normal');
@@ -567,6 +587,7 @@ export class Session implements SessionHandle, TimerTask {
     this.inflightMap = null;
     this.awaitingResend = 0;
     this.queue = null;
+    this.releasePublishers();
     this.awaitingRelMap = null;
     this.broker.wheel.cancel(this.expiryEntry);
     if (this.retry !== null) this.broker.wheel.cancel(this.retry.entry);

@@ -100,7 +100,8 @@ describe('10-limits: max_qos_allowed 1, retain unavailable, no topic aliases', (
 describe('10-limits: mqueue of an online client', () => {
   let b: TestBroker;
   before(async () => {
-    b = await startBroker({ mqtt: { max_inflight: 1, max_mqueue_len: 3 } });
+    // Backpressure off: this is the drop path (what a stalled subscriber gets; test/flow/backpressure).
+    b = await startBroker({ mqtt: { max_inflight: 1, max_mqueue_len: 3 }, backpressure: { enable: false } });
   });
   after(() => b.stop());
 
@@ -239,7 +240,8 @@ describe('10-limits: authorization applies to the topic a message lands on', () 
 describe('10-limits: a subscriber that stops reading', () => {
   let b: TestBroker;
   before(async () => {
-    b = await startBroker({ mqtt: { max_mqueue_len: 10 } });
+    // Backpressure off: this is the drop path (what a stalled subscriber gets; test/flow/backpressure).
+    b = await startBroker({ mqtt: { max_mqueue_len: 10 }, backpressure: { enable: false } });
   });
   after(() => b.stop());
 

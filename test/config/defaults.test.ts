@@ -73,6 +73,7 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
     use_username_as_clientid: false,
   },
   force_shutdown: { enable: true, max_mailbox_size: Infinity, max_heap_size: 32 * 1048576 },
+  backpressure: { enable: true, hold_at: 1000, max_hold: 5000 },
   overload_protection: { enable: false, backoff_new_conn: true, max_memory: Infinity, max_event_loop_delay: 1000, check_interval: 1000 },
   retainer: { enable: true, max_retained_messages: 0, max_payload_size: 1048576, msg_expiry_interval: 0 },
   delayed: { enable: true, max_delayed_messages: 0 },

@@ -108,7 +108,7 @@ describe('force_shutdown.max_mailbox_size', () => {
   });
 
   test('force_shutdown.enable = false, or a limit at or above max_mqueue_len, never closes: the mqueue drops oldest instead', async () => {
-    const b = await startBroker({ mqtt: { max_inflight: 5, max_mqueue_len: 20 }, force_shutdown: { max_mailbox_size: 1000 } });
+    const b = await startBroker({ mqtt: { max_inflight: 5, max_mqueue_len: 20 }, force_shutdown: { max_mailbox_size: 1000 }, backpressure: { enable: false } });
     try {
       assert.equal(b.petrel.forceShutdown.sweeping, false, 'no sweep when the limit cannot be reached');
       const byDefault = await startBroker({ mqtt: { max_mqueue_len: 1_000_000 } });

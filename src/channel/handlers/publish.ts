@@ -150,7 +150,15 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     wireMore: undefined,
     refs: undefined,
   };
-  const outcome = broker.publish(msg);
+  // While routing, a congested subscriber may hold this publisher back (backpressure.ts).
+  const bp = broker.backpressure;
+  bp.current = ch;
+  let outcome: number;
+  try {
+    outcome = broker.publish(msg);
+  } finally {
+    bp.current = null;
+  }
   if (p.qos === 0) return;
   if (p.qos === 2 && outcome < 0 && outcome !== PublishOutcome.Delayed) {
     // A PUBREC >= 0x80 ends the exchange: the packet id is free again (MQTT 5 section 2.2.1).
