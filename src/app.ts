@@ -282,6 +282,7 @@ export class Petrel {
     this.stopGuards();
     this.wheel.stop();
     this.closeStore();
+    await this.auth.close();
     if (this.started) this.logger.notice('broker_stopped', { node: this.config.node.name });
     this.started = false;
   }

@@ -7,6 +7,7 @@
  *   Who    :: all | {username|user, "name" | {re, "regex"}} | {clientid|client, "id" | {re, "regex"}}
  *           | {ipaddr, "CIDR"} | {ipaddrs, ["CIDR", ...]} | {'and', [Who]} | {'or', [Who]}
  *   Action :: publish | subscribe | all | pubsub (4.x)
+ *           | {publish | subscribe | all, [{qos, 0..2 | [0..2]}, {retain, true | false | all}]}
  *   Topic  :: "filter" (wildcards match) | {eq, "filter"} (only that exact filter) | all
  *             placeholders ${username} ${clientid} (4.x %u %c) in topics
  *
@@ -208,6 +209,13 @@ export interface AclRule {
   readonly permission: 'allow' | 'deny';
   readonly who: Who;
   readonly action: AclAction;
+  /**
+   * `{qos, ...}` of the action: the QoS values it applies to (a PUBLISH's QoS, a subscription's
+   * requested QoS); undefined = any.
+   */
+  readonly qos?: readonly number[];
+  /** `{retain, true|false}` of the action (PUBLISH only); undefined = either. */
+  readonly retain?: boolean;
   readonly topics: readonly TopicMatch[] | 'all';
   /** Where it came from, for logs: `file:line`. */
   readonly source: string;
@@ -273,15 +281,41 @@ function parseWho(file: string, t: Term): Who {
   return ruleError(file, t, 'expected who: all, {username, ...}, {clientid, ...}, {ipaddr, "CIDR"}, {ipaddrs, [...]}, {\'and\', [...]} or {\'or\', [...]}');
 }
 
-function parseAction(file: string, t: Term): AclAction {
+interface ParsedAction {
+  action: AclAction;
+  qos?: number[];
+  retain?: boolean;
+}
+
+function qosOf(file: string, t: Term): number {
+  if (t.k !== 'int' || t.v > 2) return ruleError(file, t, 'expected a QoS: 0, 1 or 2');
+  return t.v;
+}
+
+function parseAction(file: string, t: Term): ParsedAction {
   if (t.k === 'atom') {
-    if (t.v === 'publish' || t.v === 'subscribe' || t.v === 'all') return t.v;
-    if (t.v === 'pubsub') return 'all';
+    if (t.v === 'publish' || t.v === 'subscribe' || t.v === 'all') return { action: t.v };
+    if (t.v === 'pubsub') return { action: 'all' };
   }
-  if (t.k === 'tuple' && t.v[0]?.k === 'atom' && ['publish', 'subscribe', 'all'].includes(t.v[0].v)) {
-    ruleError(file, t, 'actions with {qos, ...}/{retain, ...} conditions are not supported yet; use publish, subscribe or all');
+  if (t.k === 'tuple' && t.v.length === 2 && t.v[0]!.k === 'atom' && ['publish', 'subscribe', 'all'].includes(t.v[0]!.v)) {
+    const out: ParsedAction = { action: t.v[0]!.v as AclAction };
+    const conds = t.v[1]!;
+    if (conds.k !== 'list') return ruleError(file, conds, 'expected a list of conditions such as [{qos, 1}, {retain, true}]');
+    for (const c of conds.v) {
+      if (c.k !== 'tuple' || c.v.length !== 2 || c.v[0]!.k !== 'atom') return ruleError(file, c, 'expected {qos, ...} or {retain, ...}');
+      const [name, val] = [c.v[0]!.v as string, c.v[1]!];
+      if (name === 'qos') {
+        out.qos = val.k === 'list' ? val.v.map((q) => qosOf(file, q)) : [qosOf(file, val)];
+      } else if (name === 'retain') {
+        if (val.k !== 'atom' || !['true', 'false', 'all'].includes(val.v)) return ruleError(file, val, 'expected true, false or all after retain');
+        if (val.v !== 'all') out.retain = val.v === 'true';
+      } else {
+        return ruleError(file, c, `unknown condition '${name}': expected qos or retain`);
+      }
+    }
+    return out;
   }
-  return ruleError(file, t, 'expected an action: publish, subscribe or all');
+  return ruleError(file, t, 'expected an action: publish, subscribe, all or {publish, [{qos, 1}, {retain, true}]}');
 }
 
 function topicOf(file: string, t: Term): TopicMatch {
@@ -317,10 +351,11 @@ export function parseAcl(file: string, text: string): AclRule[] {
     }
     if (items.length !== 4) ruleError(file, t, `expected a rule of 4 elements {Permission, Who, Action, [Topics]}, got ${items.length}`);
     const who = parseWho(file, items[1]!);
-    const action = parseAction(file, items[2]!);
+    const { action, qos, retain } = parseAction(file, items[2]!);
     const tt = items[3]!;
     if (tt.k !== 'list') ruleError(file, tt, 'expected a list of topics such as ["t/#", {eq, "#"}]');
-    rules.push({ permission, who, action, topics: (tt as { v: Term[] }).v.map((x) => topicOf(file, x)), source });
+    const rule: AclRule = { permission, who, action, topics: (tt as { v: Term[] }).v.map((x) => topicOf(file, x)), source };
+    rules.push(qos === undefined && retain === undefined ? rule : { ...rule, qos, retain });
   }
   return rules;
 }
@@ -385,9 +420,20 @@ export function topicMatches(topic: string, filter: string): boolean {
   return i === t.length;
 }
 
-/** Whether `rule` decides for this client, action and topic (name or filter). */
-export function ruleMatches(rule: AclRule, c: AclClient, action: 'publish' | 'subscribe', topic: string): boolean {
+/** True when the rule carries {qos, ...} or {retain, ...} conditions. */
+export function hasConditions(rule: AclRule): boolean {
+  return rule.qos !== undefined || rule.retain !== undefined;
+}
+
+/**
+ * Whether `rule` decides for this client, action and topic (name or filter). `qos`/`retain`
+ * are the PUBLISH's (for subscribe: the requested QoS, retain false); a conditional rule does
+ * not match when they are not given.
+ */
+export function ruleMatches(rule: AclRule, c: AclClient, action: 'publish' | 'subscribe', topic: string, qos?: number, retain?: boolean): boolean {
   if (rule.action !== 'all' && rule.action !== action) return false;
+  if (rule.qos !== undefined && (qos === undefined || !rule.qos.includes(qos))) return false;
+  if (rule.retain !== undefined && action === 'publish' && retain !== rule.retain) return false;
   if (!whoMatches(rule.who, c)) return false;
   if (rule.topics === 'all') return true;
   for (const m of rule.topics) {
@@ -397,4 +443,72 @@ export function ruleMatches(rule: AclRule, c: AclClient, action: 'publish' | 'su
     if (m.eq ? topic === want : topicMatches(topic, want)) return true;
   }
   return false;
+}
+
+// ---------------------------------------------------------------- rules from backends
+
+/** A rule as backends give it: a SQL row, a Redis hash entry, an `acl` claim entry. */
+export interface RawRule {
+  readonly permission?: unknown;
+  readonly action?: unknown;
+  readonly topic?: unknown;
+  readonly qos?: unknown;
+  readonly retain?: unknown;
+}
+
+export class RawRuleError extends Error {}
+
+function text(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+function rawQos(v: unknown): number[] | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const list = Array.isArray(v) ? v.map(text) : (text(v) ?? '').split(',');
+  const out: number[] = [];
+  for (const q of list) {
+    const n = Number((q ?? '').trim());
+    if (q === undefined || !Number.isInteger(n) || n < 0 || n > 2) throw new RawRuleError(`bad qos ${JSON.stringify(v)}: expected 0, 1, 2 or a list of them`);
+    out.push(n);
+  }
+  return out;
+}
+
+function rawRetain(v: unknown): boolean | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const t = text(v)?.toLowerCase();
+  if (t === 'true' || t === '1') return true;
+  if (t === 'false' || t === '0') return false;
+  if (t === 'all') return undefined;
+  throw new RawRuleError(`bad retain ${JSON.stringify(v)}: expected true, false or all`);
+}
+
+/**
+ * One rule from a backend's record, for the client the record was fetched for (so `who` is
+ * all). Missing permission means allow (Redis rules only allow). A topic `eq t/#` is the
+ * literal filter, as EMQX reads it; `${username}`/`${clientid}` are filled per client.
+ */
+export function ruleFromRaw(raw: RawRule, source: string): AclRule {
+  const permission = text(raw.permission)?.toLowerCase() ?? 'allow';
+  if (permission !== 'allow' && permission !== 'deny') throw new RawRuleError(`bad permission ${JSON.stringify(raw.permission)}: expected allow or deny`);
+  let action = text(raw.action)?.toLowerCase();
+  if (action === 'pubsub') action = 'all';
+  if (action !== 'publish' && action !== 'subscribe' && action !== 'all') throw new RawRuleError(`bad action ${JSON.stringify(raw.action)}: expected publish, subscribe or all`);
+  const topic = text(raw.topic);
+  if (topic === undefined || topic === '') throw new RawRuleError('missing topic');
+  const eq = topic.startsWith('eq ');
+  const t = eq ? topic.slice(3) : topic;
+  const rule: AclRule = {
+    permission,
+    who: { kind: 'all' },
+    action,
+    topics: [{ eq, all: false, text: t, hasPlaceholder: PLACEHOLDER.test(t) }],
+    source,
+  };
+  const qos = rawQos(raw.qos);
+  const retain = rawRetain(raw.retain);
+  return qos === undefined && retain === undefined ? rule : { ...rule, qos, retain };
 }

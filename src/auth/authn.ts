@@ -9,6 +9,7 @@
  */
 import type { AuthenticatorConfig } from '../config/index.js';
 import type { ClientInfo } from '../hooks/index.js';
+import type { AclRule } from './acl.js';
 import { verifyPassword } from './password.js';
 import { UserStore } from './users.js';
 
@@ -17,16 +18,33 @@ export const BAD_USERNAME_OR_PASSWORD = 0x86;
 export const NOT_AUTHORIZED = 0x87;
 
 export type AuthnResult =
-  | { readonly result: 'allow'; readonly superuser: boolean; readonly authenticator: string }
+  | {
+    readonly result: 'allow';
+    readonly superuser: boolean;
+    readonly authenticator: string;
+    /** Rules that come with the client's credentials (the JWT `acl` claim), checked before the sources. */
+    readonly acl?: readonly AclRule[];
+    /** When `acl` stops applying (ms since epoch; the token's exp); after it the claim denies. */
+    readonly aclExpiresAt?: number;
+  }
   | {
     readonly result: 'deny';
     /** MQTT 5 CONNACK reason code: 0x86 or 0x87. */
     readonly reasonCode: number;
     /** For logs only, never for the client. */
-    readonly detail: 'password_missing' | 'password_mismatch' | 'no_authenticator_matched';
+    readonly detail: AuthnDenyDetail;
     readonly authenticator: string | undefined;
   }
-  | { readonly result: 'ignore'; readonly detail: 'user_id_missing' | 'user_not_found' };
+  | { readonly result: 'ignore'; readonly detail: AuthnIgnoreDetail };
+
+/** Why an authenticator refused (logs only). */
+export type AuthnDenyDetail =
+  | 'password_missing' | 'password_mismatch' | 'no_authenticator_matched' | 'no_password_hash'
+  | 'backend_denied' | 'bad_response' | 'token_expired' | 'token_not_yet_valid' | 'claim_mismatch' | 'bad_acl_claim';
+
+/** Why an authenticator passed the client on (logs only). */
+export type AuthnIgnoreDetail =
+  | 'user_id_missing' | 'user_not_found' | 'backend_unavailable' | 'backend_ignored' | 'token_missing' | 'token_invalid';
 
 export interface Authenticator {
   /** `<name>` of `authentication.<name>`. */
@@ -34,6 +52,8 @@ export interface Authenticator {
   /** EMQX's authenticator id, e.g. `password_based:built_in_database`. */
   readonly id: string;
   authenticate(info: ClientInfo, password: Buffer | undefined): Promise<AuthnResult>;
+  /** Releases connections and timers (broker stop). */
+  close?(): Promise<void>;
 }
 
 /** `password_based` + `built_in_database`: users held by the broker. */

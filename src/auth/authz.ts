@@ -10,18 +10,37 @@
  *
  * A client is known by its client id; its state also records the peer address and port, so
  * the disconnect of a connection that was taken over does not drop the state of the new one.
+ *
+ * Sources whose rules depend only on the client (redis, mysql, postgresql) are not asked per
+ * message either: `fetchClientRules` reads the client's rules once, while its CONNECT is being
+ * authenticated (the one place that may await), and keeps them in the client's state; after
+ * `cache.ttl` the next cache miss starts a refresh in the background and the old rules serve
+ * until it lands. A source that cannot be read contributes no rules (EMQX: query error =
+ * nomatch), so the next source or no_match decides.
+ *
+ * Rules with {qos, ...}/{retain, ...} conditions make the decision depend on the PUBLISH's
+ * QoS and retain flag too; the cache key then carries them.
  */
 import type { AuthorizationConfig } from '../config/index.js';
 import type { ClientInfo } from '../hooks/index.js';
 import type { Counter, Metrics } from '../observability/index.js';
-import { ruleMatches, type AclRule } from './acl.js';
+import { hasConditions, ruleMatches, type AclRule } from './acl.js';
 
 export type AuthzAction = 'publish' | 'subscribe';
 
 /** A named list of rules (one `authorization.sources.<name>`). */
 export interface RuleSource {
   readonly name: string;
+  /** The source's rules for every client (file); empty for a per-client source. */
   rules: readonly AclRule[];
+  /** Reads one client's rules (redis, mysql, postgresql); rejects when the backend fails. */
+  readonly fetch?: (info: ClientInfo) => Promise<readonly AclRule[]>;
+}
+
+/** The PUBLISH's QoS and retain flag (for subscribe: the requested QoS, retain false). */
+export interface AuthzDetail {
+  readonly qos: number;
+  readonly retain: boolean;
 }
 
 interface Decision {
@@ -32,6 +51,13 @@ interface Decision {
 class ClientState {
   readonly pub = new Map<string, Decision>();
   readonly sub = new Map<string, Decision>();
+  /** Per-client sources' rules, by source index; undefined = not read (or the read failed). */
+  clientRules: Array<readonly AclRule[] | undefined> = [];
+  rulesReadAt = 0;
+  refreshing = false;
+  /** Rules that came with the credentials (JWT acl claim), and until when they apply. */
+  acl: readonly AclRule[] | undefined = undefined;
+  aclExpiresAt = Infinity;
   constructor(readonly peerHost: string, readonly peerPort: number, public superuser: boolean) {}
 
   same(info: ClientInfo): boolean {
@@ -56,8 +82,15 @@ export class Authorizer {
   private readonly maxSize: number;
   private readonly ttl: number;
   private readonly c: Record<'allow' | 'deny' | 'cacheHit' | 'superuser' | 'matchedAllow' | 'matchedDeny' | 'nomatch', Counter>;
+  /** Some rule has qos/retain conditions (or may: per-client sources, acl claims). */
+  private conditional: boolean;
+  private readonly perClient: boolean;
+  /** Called when a per-client source cannot be read (logged and counted by the owner). */
+  onSourceFailure: (source: string, info: ClientInfo, err: unknown) => void = () => {};
 
   constructor(readonly config: AuthorizationConfig, readonly sources: RuleSource[], metrics: Metrics) {
+    this.perClient = sources.some((s) => s.fetch !== undefined);
+    this.conditional = this.perClient || sources.some((s) => s.rules.some(hasConditions));
     this.noMatchAllow = config.no_match === 'allow';
     this.cacheOn = config.cache.enable;
     this.maxSize = config.cache.max_size;
@@ -78,9 +111,49 @@ export class Authorizer {
     return this.sources.length > 0 || !this.noMatchAllow;
   }
 
-  /** Authentication's verdict for a client about to connect (superuser or not). */
-  authenticated(info: ClientInfo, superuser: boolean): void {
-    this.clients.set(info.clientId, new ClientState(info.peerHost, info.peerPort, superuser));
+  /** True when some source reads rules per client (fetchClientRules has work to do). */
+  get hasPerClientSources(): boolean {
+    return this.perClient;
+  }
+
+  /**
+   * Authentication's verdict for a client about to connect: superuser or not, and the rules
+   * its credentials carry (JWT acl claim) with the time they stop applying.
+   */
+  authenticated(info: ClientInfo, superuser: boolean, acl?: readonly AclRule[], aclExpiresAt?: number): void {
+    const st = new ClientState(info.peerHost, info.peerPort, superuser);
+    if (acl !== undefined) {
+      st.acl = acl;
+      st.aclExpiresAt = aclExpiresAt ?? Infinity;
+      if (acl.some(hasConditions)) this.conditional = true;
+    }
+    this.clients.set(info.clientId, st);
+  }
+
+  /** Rules of every per-client source for this client, read now (CONNECT; refresh). */
+  async fetchClientRules(info: ClientInfo): Promise<void> {
+    let st = this.clients.get(info.clientId);
+    if (st === undefined || !st.same(info)) {
+      st = new ClientState(info.peerHost, info.peerPort, false);
+      this.clients.set(info.clientId, st);
+    }
+    st.refreshing = true;
+    const read = await Promise.all(this.sources.map(async (s) => {
+      if (s.fetch === undefined) return undefined;
+      try {
+        return await s.fetch(info);
+      } catch (err) {
+        this.onSourceFailure(s.name, info, err);
+        return undefined;
+      }
+    }));
+    st.refreshing = false;
+    // The client may have gone (or been taken over) while the backends answered.
+    if (this.clients.get(info.clientId) !== st) return;
+    st.clientRules = read;
+    st.rulesReadAt = Date.now();
+    st.pub.clear();
+    st.sub.clear();
   }
 
   /** The client is connected: from now on its decisions are cached. */
@@ -114,7 +187,11 @@ export class Authorizer {
     return st !== undefined && st.same(info) && st.superuser;
   }
 
-  authorize(info: ClientInfo, action: AuthzAction, topic: string): 'allow' | 'deny' {
+  /**
+   * The decision for one PUBLISH (topic name) or subscription (filter). Synchronous, on the
+   * channel's turn; `detail` carries the QoS and retain flag for conditional rules.
+   */
+  authorize(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail): 'allow' | 'deny' {
     let st = this.clients.get(info.clientId);
     if (st !== undefined && !st.same(info)) st = undefined;
     if (st?.superuser === true) {
@@ -122,26 +199,43 @@ export class Authorizer {
       this.c.allow.inc();
       return 'allow';
     }
-    if (!this.cacheOn || st === undefined) return this.count(this.evaluate(info, action, topic));
-    const cache = action === 'publish' ? st.pub : st.sub;
+    if (st === undefined) return this.count(this.evaluate(info, action, topic, detail, st));
     const now = Date.now();
-    const hit = cache.get(topic);
+    if (this.perClient && !st.refreshing && now - st.rulesReadAt >= this.ttl) {
+      // Stale per-client rules: read them again in the background; these serve meanwhile.
+      st.refreshing = true;
+      void this.fetchClientRules(info);
+    }
+    if (!this.cacheOn) return this.count(this.evaluate(info, action, topic, detail, st));
+    const cache = action === 'publish' ? st.pub : st.sub;
+    // Conditional rules: the same topic may be allowed at QoS 0 and denied at QoS 2.
+    const key = this.conditional && detail !== undefined ? `${detail.qos}${detail.retain ? 1 : 0}${topic}` : topic;
+    const hit = cache.get(key);
     if (hit !== undefined) {
       if (hit.expiresAt > now) {
         this.c.cacheHit.inc();
         return this.count(hit.allow);
       }
-      cache.delete(topic);
+      cache.delete(key);
     }
-    const allow = this.evaluate(info, action, topic);
+    const allow = this.evaluate(info, action, topic, detail, st);
     if (st.pub.size + st.sub.size >= this.maxSize) {
       // Forget the oldest decision of the fuller map (insertion order).
       const from = st.pub.size >= st.sub.size ? st.pub : st.sub;
       const oldest = from.keys().next();
       if (oldest.done !== true) from.delete(oldest.value);
     }
-    cache.set(topic, { allow, expiresAt: now + this.ttl });
+    cache.set(key, { allow, expiresAt: now + this.ttl });
     return this.count(allow);
+  }
+
+  private matched(rule: AclRule): boolean {
+    if (rule.permission === 'allow') {
+      this.c.matchedAllow.inc();
+      return true;
+    }
+    this.c.matchedDeny.inc();
+    return false;
   }
 
   private count(allow: boolean): 'allow' | 'deny' {
@@ -153,12 +247,29 @@ export class Authorizer {
     return 'deny';
   }
 
-  /** The rules' answer: the first matching rule of the first source that has one, else no_match. */
-  evaluate(info: ClientInfo, action: AuthzAction, topic: string): boolean {
+  /**
+   * The rules' answer: the credentials' own rules (JWT acl claim) first, then the first
+   * matching rule of the first source that has one, else no_match.
+   */
+  evaluate(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail, st?: ClientState): boolean {
     const t = action === 'subscribe' ? realFilter(topic) : topic;
-    for (const source of this.sources) {
-      for (const rule of source.rules) {
-        if (ruleMatches(rule, info, action, t)) {
+    const qos = detail?.qos;
+    const retain = detail?.retain;
+    if (st?.acl !== undefined) {
+      // An expired token's rules deny everything, as EMQX's client_info source does.
+      if (Date.now() >= st.aclExpiresAt) {
+        this.c.matchedDeny.inc();
+        return false;
+      }
+      for (const rule of st.acl) {
+        if (ruleMatches(rule, info, action, t, qos, retain)) return this.matched(rule);
+      }
+    }
+    for (let i = 0; i < this.sources.length; i++) {
+      const source = this.sources[i]!;
+      const rules = source.fetch === undefined ? source.rules : st?.clientRules[i] ?? [];
+      for (const rule of rules) {
+        if (ruleMatches(rule, info, action, t, qos, retain)) {
           if (rule.permission === 'allow') {
             this.c.matchedAllow.inc();
             return true;

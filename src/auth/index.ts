@@ -16,6 +16,7 @@ import type { Counter, Logger, Metrics } from '../observability/index.js';
 import { AclParseError, DEFAULT_ACL_CONF, parseAcl } from './acl.js';
 import { BuiltInDatabaseAuthenticator, runChain, type Authenticator, type AuthnResult } from './authn.js';
 import { Authorizer, type AuthzAction, type RuleSource } from './authz.js';
+import { TemplateError, buildAuthenticator, buildRuleSource, type Closable } from './backends/index.js';
 import { UserImportError, UserStore } from './users.js';
 
 export { AclParseError, DEFAULT_ACL_CONF, parseAcl, topicMatches, type AclRule } from './acl.js';
@@ -57,6 +58,7 @@ export class Auth {
   private readonly logger: Logger;
   private readonly success: Counter;
   private readonly failure: Counter;
+  private readonly closables: Closable[] = [];
 
   constructor(config: PetrelConfig, deps: AuthDeps) {
     this.logger = deps.logger;
@@ -65,6 +67,10 @@ export class Auth {
     const chain: Authenticator[] = [];
     for (const [name, cfg] of Object.entries(config.authentication ?? {})) {
       if (!cfg.enable) continue;
+      if (cfg.mechanism !== 'password_based' || cfg.backend !== 'built_in_database') {
+        chain.push(this.external(() => buildAuthenticator(name, cfg, deps)));
+        continue;
+      }
       const a = new BuiltInDatabaseAuthenticator(name, cfg);
       if (cfg.bootstrap_file !== '') {
         let added: number;
@@ -80,11 +86,44 @@ export class Auth {
     }
     this.chain = chain;
     this.fileSources = [];
+    const sources: RuleSource[] = [];
     for (const [name, cfg] of Object.entries(config.authorization.sources ?? {})) {
       if (!cfg.enable) continue;
-      this.fileSources.push({ name, path: cfg.path, rules: this.readAcl(name, cfg.path) });
+      if (cfg.type !== 'file') {
+        sources.push(this.external(() => buildRuleSource(name, cfg, deps)));
+        continue;
+      }
+      const file: FileSource = { name, path: cfg.path, rules: this.readAcl(name, cfg.path) };
+      this.fileSources.push(file);
+      sources.push(file);
     }
-    this.authorizer = new Authorizer(config.authorization, this.fileSources, deps.metrics);
+    this.authorizer = new Authorizer(config.authorization, sources, deps.metrics);
+    const failed = deps.metrics.counter('authorization.backend_error');
+    this.authorizer.onSourceFailure = (source, info, err) => {
+      failed.inc();
+      this.logger.warning('authorization_backend_error', {
+        source, clientid: info.clientId, error: err instanceof Error ? err.message : String(err), effect: 'no rules from this source for the client until the next refresh',
+      });
+    };
+  }
+
+  /** Builds a backend-based authenticator or source; a bad setting becomes an AuthConfigError. */
+  private external<T extends object>(build: () => T): T {
+    let made: T;
+    try {
+      made = build();
+    } catch (err) {
+      if (err instanceof TemplateError) throw new AuthConfigError(err.message);
+      throw err;
+    }
+    if ('close' in made) this.closables.push(made as Closable);
+    return made;
+  }
+
+  /** Closes backend connections (broker stop). */
+  async close(): Promise<void> {
+    const all = this.closables.splice(0);
+    await Promise.all(all.map((c) => c.close?.().catch(() => {})));
   }
 
   private readAcl(name: string, path: string): RuleSource['rules'] {
@@ -131,7 +170,7 @@ export class Auth {
     });
     if (r.result === 'allow') {
       this.success.inc();
-      this.authorizer.authenticated(info, r.superuser);
+      this.authorizer.authenticated(info, r.superuser, r.acl, r.aclExpiresAt);
     } else {
       this.failure.inc();
       this.logger.warning('authentication_failed', {
@@ -166,15 +205,26 @@ export class Auth {
    * client may connect, as EMQX), authorization only when some client could be denied.
    */
   attach(hooks: Hooks): void {
+    // Per-client authorization sources are read while the CONNECT is authenticated (the one
+    // place that may await), so no PUBLISH ever waits on a backend.
+    const fetchRules = this.authorizer.hasPerClientSources;
     if (this.chain.length > 0) {
       hooks.on('client.authenticate', async (info, password) => {
         const r = await this.authenticate(info, password);
-        if (r.result === 'allow') return 'allow';
+        if (r.result === 'allow') {
+          if (fetchRules && !r.superuser) await this.authorizer.fetchClientRules(info);
+          return 'allow';
+        }
         return { result: 'deny', reasonCode: r.result === 'deny' ? r.reasonCode : ReasonCode.NotAuthorized };
+      });
+    } else if (fetchRules) {
+      hooks.on('client.authenticate', async (info) => {
+        await this.authorizer.fetchClientRules(info);
+        return 'ignore' as const;
       });
     }
     if (this.authorizer.active) {
-      hooks.on('client.authorize', (info, action, topic) => this.authorizer.authorize(info, action, topic));
+      hooks.on('client.authorize', (info, action, topic, detail) => this.authorizer.authorize(info, action, topic, detail));
       hooks.on('client.connected', (info) => this.authorizer.connected(info));
     }
     if (this.chain.length > 0 || this.authorizer.active) {

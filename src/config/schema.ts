@@ -12,6 +12,10 @@ import {
   AUTHN_MECHANISMS,
   AUTHZ_SOURCE_TYPES,
   BOOTSTRAP_TYPES,
+  HTTP_METHODS,
+  JWT_ALGORITHMS,
+  JWT_FROM,
+  REDIS_TYPES,
   PASSWORD_HASH_ALGORITHMS,
   PBKDF2_MAC_FUNS,
   SALT_POSITIONS,
@@ -74,6 +78,75 @@ const MB = 1024 * 1024;
  */
 function oneOf(words: readonly string[]): { readonly regex: RegExp; readonly hint: string } {
   return { regex: new RegExp(`^(${words.join('|')})$`), hint: words.map((w) => `"${w}"`).join(' or ') };
+}
+
+/**
+ * Keys of the external backends an authenticator or an authorization source may use (http,
+ * redis, mysql, postgresql), with EMQX's names. Maps (headers, body) are JSON objects in a
+ * string until the loader has a table type.
+ */
+function authBackendKeys(p: string, what: 'authn' | 'authz'): KeySpec[] {
+  const vars = what === 'authn'
+    ? '${username} ${clientid} ${password} ${peerhost} ${cert_common_name} ${cert_subject}'
+    : '${username} ${clientid} ${peerhost} ${cert_common_name} ${cert_subject}' + ' (http also ${action} ${topic} ${qos} ${retain})';
+  return [
+    {
+      key: `${p}.method`, type: 'enum', values: HTTP_METHODS, default: 'post', reloadable: false,
+      doc: 'http: request method; post sends body as JSON (content-type application/json unless headers say otherwise), get sends it as the query string.',
+    },
+    {
+      key: `${p}.url`, type: 'string', default: '', reloadable: false,
+      doc: `http: URL of the auth service (http:// or https://); its path and query may hold placeholders ${vars}.`,
+    },
+    {
+      key: `${p}.headers`, type: 'string', default: '{}', reloadable: false,
+      doc: 'http: request headers as a JSON object, e.g. {"x-api-key": "k"}; values may hold placeholders.',
+    },
+    {
+      key: `${p}.body`, type: 'string', default: '{}', reloadable: false,
+      doc: `http: request body fields as a JSON object, e.g. {"username": "\${username}", "password": "\${password}"}; placeholders ${vars}.`,
+    },
+    {
+      key: `${p}.request_timeout`, type: 'duration', default: '5s', reloadable: false, min: 1,
+      doc: 'http, redis, mysql, postgresql: longest wait for one answer (including getting a pooled connection); then the backend counts as down and the source is passed over.',
+    },
+    {
+      key: `${p}.pool_size`, type: 'integer', default: 8, reloadable: false, min: 1, max: 1024,
+      doc: 'http, redis, mysql, postgresql: most connections open to the backend at once; requests beyond wait (within request_timeout).',
+    },
+    {
+      key: `${p}.server`, type: 'string', default: '', reloadable: false, pattern: { regex: /^(|[A-Za-z0-9._-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/, hint: '"host", "host:port" or "[ipv6]:port"' },
+      doc: 'redis, mysql, postgresql: "host:port" of the server; empty: 127.0.0.1 on the default port (6379, 3306, 5432).',
+    },
+    {
+      key: `${p}.redis_type`, type: 'string', pattern: oneOf(REDIS_TYPES), default: 'single', reloadable: false,
+      doc: 'redis: deployment type; single (one server) is supported.',
+    },
+    {
+      key: `${p}.database`, type: 'string', default: '', reloadable: false,
+      doc: 'mysql, postgresql: database name; redis: database number as a string ("0"); empty: redis 0, otherwise required.',
+    },
+    {
+      key: `${p}.username`, type: 'string', default: '', reloadable: false,
+      doc: 'redis (ACL user), mysql, postgresql: account to log in with; empty: none for redis, required otherwise.',
+    },
+    {
+      key: `${p}.password`, type: 'string', default: '', reloadable: false,
+      doc: 'redis, mysql, postgresql: password of that account; empty: none.',
+    },
+    {
+      key: `${p}.cmd`, type: 'string', default: '', reloadable: false,
+      doc: what === 'authn'
+        ? 'redis: the command that reads a user, HMGET or HGET, e.g. "HMGET mqtt_user:${username} password_hash salt is_superuser".'
+        : 'redis: the command that reads a client\'s rules, HGETALL or HMGET, e.g. "HGETALL mqtt_acl:${username}" (field = topic, value = action or {"action", "qos", "retain"} JSON; every rule allows).',
+    },
+    {
+      key: `${p}.query`, type: 'string', default: '', reloadable: false,
+      doc: what === 'authn'
+        ? 'mysql, postgresql: query returning password_hash (or password), salt, is_superuser, e.g. "SELECT password_hash, salt, is_superuser FROM mqtt_user WHERE username = ${username} LIMIT 1"; placeholders are bound as parameters.'
+        : 'mysql, postgresql: query returning permission, action, topic (and optionally qos, retain) rows, e.g. "SELECT permission, action, topic FROM mqtt_acl WHERE username = ${username}"; placeholders are bound as parameters.',
+    },
+  ];
 }
 
 /** EMQX's default ports: tcp 1883, ssl 8883, ws 8083, wss 8084. */
@@ -467,11 +540,11 @@ const SCHEMA: readonly KeySpec[] = [
   },
   {
     key: 'authentication.<name>.mechanism', type: 'string', pattern: oneOf(AUTHN_MECHANISMS), default: 'password_based', reloadable: false,
-    doc: 'How clients prove who they are: password_based (username/client id and password from CONNECT).',
+    doc: 'How clients prove who they are: password_based (username/client id and password from CONNECT) or jwt (a signed token in the password or username).',
   },
   {
     key: 'authentication.<name>.backend', type: 'string', pattern: oneOf(AUTHN_BACKENDS), default: 'built_in_database', reloadable: false,
-    doc: 'Where users are looked up: built_in_database (users kept by the broker, seeded from bootstrap_file, managed with petrel.auth.users).',
+    doc: 'password_based: where users are looked up: built_in_database (users kept by the broker, seeded from bootstrap_file, managed with petrel.auth.users), http, redis, mysql or postgresql.',
   },
   {
     key: 'authentication.<name>.user_id_type', type: 'enum', values: USER_ID_TYPES, default: 'username', reloadable: false,
@@ -509,6 +582,51 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'authentication.<name>.bootstrap_type', type: 'enum', values: BOOTSTRAP_TYPES, default: 'plain', reloadable: false,
     doc: 'plain: the file has user_id,password,is_superuser (hashed at start); hash: user_id,password_hash,salt,is_superuser.',
   },
+  ...authBackendKeys('authentication.<name>', 'authn'),
+  {
+    key: 'authentication.<name>.use_jwks', type: 'boolean', default: false, reloadable: false,
+    doc: 'jwt: take the verification keys from a JWKS endpoint (RSA/EC public keys) instead of secret or public_key.',
+  },
+  {
+    key: 'authentication.<name>.algorithm', type: 'enum', values: JWT_ALGORITHMS, default: 'hmac-based', reloadable: false,
+    doc: 'jwt without JWKS: hmac-based (HS256/384/512 with secret) or public-key (RS*/PS*/ES* with public_key).',
+  },
+  {
+    key: 'authentication.<name>.iteration_count', type: 'integer', default: 4096, reloadable: false, min: 1, max: 10_000_000,
+    doc: 'scram: PBKDF2 iterations used when a user is added or its password changed (each user keeps the count it was made with).',
+  },
+  {
+    key: 'authentication.<name>.secret', type: 'string', default: '', reloadable: false,
+    doc: 'jwt, hmac-based: the shared secret.',
+  },
+  {
+    key: 'authentication.<name>.secret_base64_encoded', type: 'boolean', default: false, reloadable: false,
+    doc: 'jwt, hmac-based: the secret is given base64-encoded.',
+  },
+  {
+    key: 'authentication.<name>.public_key', type: 'string', default: '', reloadable: false,
+    doc: 'jwt, public-key: the PEM public key (SPKI "BEGIN PUBLIC KEY" or a certificate), or the path of a file holding it.',
+  },
+  {
+    key: 'authentication.<name>.endpoint', type: 'string', default: '', reloadable: false,
+    doc: 'jwt with use_jwks: URL of the JWKS document ({"keys": [...]}).',
+  },
+  {
+    key: 'authentication.<name>.refresh_interval', type: 'duration', default: '300s', reloadable: false, min: 1000,
+    doc: 'jwt with use_jwks: how often the JWKS is fetched again (also fetched, at most once a second, when a token names an unknown kid).',
+  },
+  {
+    key: 'authentication.<name>.from', type: 'enum', values: JWT_FROM, default: 'password', reloadable: false,
+    doc: 'jwt: which CONNECT field carries the token.',
+  },
+  {
+    key: 'authentication.<name>.verify_claims', type: 'string', default: '{}', reloadable: false,
+    doc: 'jwt: claims the token must carry, as a JSON object, e.g. {"clientid": "${clientid}", "username": "${username}"}; exp and nbf are always checked when present.',
+  },
+  {
+    key: 'authentication.<name>.acl_claim_name', type: 'string', default: 'acl', reloadable: false,
+    doc: 'jwt: claim holding the client\'s own authorization rules (checked before authorization.sources).',
+  },
   // authorization
   {
     key: 'authorization.no_match', type: 'enum', values: ['allow', 'deny'], default: 'allow', reloadable: false,
@@ -532,7 +650,7 @@ const SCHEMA: readonly KeySpec[] = [
   },
   {
     key: 'authorization.sources.<name>.type', type: 'string', pattern: oneOf(AUTHZ_SOURCE_TYPES), default: 'file', reloadable: false,
-    doc: 'Kind of rule source; sources are checked in the order their names first appear, the first matching rule decides. file: EMQX\'s acl.conf.',
+    doc: 'Kind of rule source; sources are checked in the order their names first appear, the first matching rule decides. file: EMQX\'s acl.conf; redis, mysql, postgresql: a client\'s rows, fetched once per connection; http: a request per action and topic (cached).',
   },
   {
     key: 'authorization.sources.<name>.enable', type: 'boolean', default: true, reloadable: false,
@@ -542,6 +660,7 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'authorization.sources.<name>.path', type: 'string', default: '', reloadable: false,
     doc: 'file: path of the acl.conf (EMQX 5.x or 4.x syntax), read at start; empty: the default acl.conf EMQX ships.',
   },
+  ...authBackendKeys('authorization.sources.<name>', 'authz'),
   // dashboard (REST API)
   {
     key: 'dashboard.listeners.http.enable', type: 'boolean', default: true, reloadable: false,

@@ -24,15 +24,19 @@ export const LISTENER_TYPES = ['tcp', 'ssl', 'ws', 'wss'] as const;
 export const TLS_VERIFY = ['verify_none', 'verify_peer'] as const;
 
 // Authentication and authorization (EMQX 5.8's names).
-export const AUTHN_MECHANISMS = ['password_based'] as const;
-export const AUTHN_BACKENDS = ['built_in_database'] as const;
+export const AUTHN_MECHANISMS = ['password_based', 'jwt'] as const;
+export const AUTHN_BACKENDS = ['built_in_database', 'http', 'redis', 'mysql', 'postgresql'] as const;
+export const HTTP_METHODS = ['get', 'post'] as const;
+export const REDIS_TYPES = ['single'] as const;
+export const JWT_ALGORITHMS = ['hmac-based', 'public-key'] as const;
+export const JWT_FROM = ['password', 'username'] as const;
 export const USER_ID_TYPES = ['username', 'clientid'] as const;
 export const PASSWORD_HASH_ALGORITHMS = ['plain', 'md5', 'sha', 'sha256', 'sha512', 'bcrypt', 'pbkdf2'] as const;
 export const SALT_POSITIONS = ['disable', 'prefix', 'suffix'] as const;
 /** PBKDF2 MAC functions that OpenSSL 3 offers without its legacy provider. */
 export const PBKDF2_MAC_FUNS = ['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
 export const BOOTSTRAP_TYPES = ['plain', 'hash'] as const;
-export const AUTHZ_SOURCE_TYPES = ['file'] as const;
+export const AUTHZ_SOURCE_TYPES = ['file', 'http', 'redis', 'mysql', 'postgresql'] as const;
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ListenerType = (typeof LISTENER_TYPES)[number];
@@ -272,8 +276,29 @@ export interface PasswordHashAlgorithmConfig {
   readonly dk_length: number;
 }
 
+/**
+ * The external backend keys shared by authenticators and authorization sources (http, redis,
+ * mysql, postgresql). `headers`/`body` are JSON object text; durations in milliseconds.
+ */
+export interface AuthBackendConfig {
+  readonly method: (typeof HTTP_METHODS)[number];
+  readonly url: string;
+  readonly headers: string;
+  readonly body: string;
+  readonly request_timeout: number;
+  readonly pool_size: number;
+  /** Empty: 127.0.0.1 on the backend's default port. */
+  readonly server: string;
+  readonly redis_type: (typeof REDIS_TYPES)[number];
+  readonly database: string;
+  readonly username: string;
+  readonly password: string;
+  readonly cmd: string;
+  readonly query: string;
+}
+
 /** `authentication.<name>`: one authenticator of the chain. */
-export interface AuthenticatorConfig {
+export interface AuthenticatorConfig extends AuthBackendConfig {
   readonly enable: boolean;
   readonly mechanism: (typeof AUTHN_MECHANISMS)[number];
   readonly backend: (typeof AUTHN_BACKENDS)[number];
@@ -282,10 +307,25 @@ export interface AuthenticatorConfig {
   /** Empty: none. */
   readonly bootstrap_file: string;
   readonly bootstrap_type: (typeof BOOTSTRAP_TYPES)[number];
+  readonly use_jwks: boolean;
+  /** jwt: hmac-based | public-key; scram: sha256 | sha512 (the default hmac-based means sha256). */
+  readonly algorithm: (typeof JWT_ALGORITHMS)[number];
+  /** scram: PBKDF2 iterations for new or changed users. */
+  readonly iteration_count: number;
+  readonly secret: string;
+  readonly secret_base64_encoded: boolean;
+  readonly public_key: string;
+  readonly endpoint: string;
+  /** Milliseconds. */
+  readonly refresh_interval: number;
+  readonly from: (typeof JWT_FROM)[number];
+  /** JSON object text: claim name -> expected value (placeholders allowed). */
+  readonly verify_claims: string;
+  readonly acl_claim_name: string;
 }
 
 /** `authorization.sources.<name>`. */
-export interface AuthorizationSourceConfig {
+export interface AuthorizationSourceConfig extends AuthBackendConfig {
   readonly type: (typeof AUTHZ_SOURCE_TYPES)[number];
   readonly enable: boolean;
   /** Empty: the default acl.conf EMQX ships. */

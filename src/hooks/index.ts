@@ -38,6 +38,12 @@ export interface HookMessage {
 }
 
 export type AuthDecision = 'allow' | 'deny' | 'ignore';
+
+/** What an authorization decision may also depend on (acl.conf `{publish, [{qos, 1}, {retain, true}]}`). */
+export interface AuthorizeDetail {
+  qos: number;
+  retain: boolean;
+}
 /**
  * What an authenticator answers: a plain decision, or a denial with the CONNACK reason code
  * to send (0x86 Bad User Name or Password, 0x87 Not Authorized, 0x8A Banned, ...).
@@ -49,7 +55,8 @@ export interface HookCatalog {
   'client.connected': (info: ClientInfo) => void;
   'client.disconnected': (info: ClientInfo, reason: string) => void;
   'client.authenticate': (info: ClientInfo, password: Buffer | undefined) => AuthnDecision | Promise<AuthnDecision>;
-  'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string) => AuthDecision;
+  /** `detail`: the PUBLISH's QoS and retain flag (subscribe: requested QoS, retain false). */
+  'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string, detail?: AuthorizeDetail) => AuthDecision;
   'client.subscribe': (info: ClientInfo, filter: string, qos: number) => void;
   'client.unsubscribe': (info: ClientInfo, filter: string) => void;
   'session.created': (clientId: string) => void;

@@ -43,6 +43,8 @@ export const LogEvent = {
   authentication_error: 'authentication_error',
   authentication_users_loaded: 'authentication_users_loaded',
   authorization_rules_loaded: 'authorization_rules_loaded',
+  authentication_backend_error: 'authentication_backend_error',
+  authorization_backend_error: 'authorization_backend_error',
   anonymous_access_allowed: 'anonymous_access_allowed',
   await_rel_timeout: 'await_rel_timeout',
   will_published: 'will_published',

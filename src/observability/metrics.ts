@@ -73,4 +73,6 @@ export const MetricName = {
   authorizationMatchedAllow: 'authorization.matched.allow',
   authorizationMatchedDeny: 'authorization.matched.deny',
   authorizationNomatch: 'authorization.nomatch',
+  authenticationBackendError: 'authentication.backend_error',
+  authorizationBackendError: 'authorization.backend_error',
 } as const;

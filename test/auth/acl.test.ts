@@ -87,11 +87,11 @@ test('syntax and grammar errors name the file, line, column and what was expecte
   assert.equal(err('{allow, all, publish ["t"]}.'), '/etc/acl.conf:1:22: expected "," or "}", got "["');
   assert.equal(err('\n  {permit, all}.'), '/etc/acl.conf:2:4: expected allow or deny as the first element of the rule');
   assert.match(err('{allow, {username, 42}, publish, ["t"]}.'), /^\/etc\/acl\.conf:1:20: expected "username" or \{re, "regex"\}/);
-  assert.match(err('{allow, all, publish_all, ["t"]}.'), /1:14: expected an action: publish, subscribe or all/);
+  assert.match(err('{allow, all, publish_all, ["t"]}.'), /1:14: expected an action: publish, subscribe, all or \{publish, \[\{qos, 1\}, \{retain, true\}\]\}/);
   assert.match(err('{allow, {ipaddr, "10.0.0.300/8"}, all, ["t"]}.'), /1:18: expected an IP address or CIDR/);
   assert.match(err('{allow, all, publish, "t"}.'), /1:23: expected a list of topics/);
   assert.match(err('{allow, all, publish, ["t]}.'), /1:24: unterminated string/);
-  assert.match(err('{allow, all, {publish, [{qos, 1}]}, ["t"]}.'), /1:14: actions with \{qos, \.\.\.\}/);
+  assert.match(err('{allow, all, {publish, [{qos, 5}]}, ["t"]}.'), /1:31: expected a QoS: 0, 1 or 2/);
   assert.match(err('allow.'), /1:1: expected a rule such as \{allow, all\}\./);
   assert.match(err('{allow, {username, {re, "("}}, all, ["t"]}.'), /bad regular expression/);
 });

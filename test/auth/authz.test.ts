@@ -171,5 +171,5 @@ test('an acl.conf with an error stops start-up, naming the file, line and column
     () => createBroker({ durable_storage: { mode: 'memory' }, authorization: { sources: { f: { path: join(dir, 'missing.conf') } } } }),
     /authorization\.sources\.f\.path: cannot read .*missing\.conf \(ENOENT\)/,
   );
-  assert.throws(() => createBroker({ authorization: { sources: { f: { type: 'http' } } } }), /authorization\.sources\.f\.type.*"file"/s);
+  assert.throws(() => createBroker({ authorization: { sources: { f: { type: 'mongodb' } } } }), /authorization\.sources\.f\.type.*"file"/s);
 });

@@ -117,6 +117,12 @@ test('defaults resolve to the EMQX values in resolved units', () => {
  */
 const WITH_AUTH = { authentication: { default: { enable: true } }, authorization: { sources: { default: { enable: true } } } };
 
+/** The http / redis / mysql / postgresql keys authenticators and sources share (EMQX's names and defaults). */
+const BACKEND_DEFAULTS = {
+  method: 'post', url: '', headers: '{}', body: '{}', request_timeout: 5000, pool_size: 8,
+  server: '', redis_type: 'single', database: '', username: '', password: '', cmd: '', query: '',
+};
+
 test('a named authenticator and authorization source get EMQX defaults', () => {
   const cfg = loadConfig({ values: WITH_AUTH });
   assert.deepEqual(cfg.authentication, {
@@ -128,9 +134,20 @@ test('a named authenticator and authorization source get EMQX defaults', () => {
       password_hash_algorithm: { name: 'sha256', salt_position: 'prefix', salt_rounds: 10, mac_fun: 'sha256', iterations: 4096, dk_length: 0 },
       bootstrap_file: '',
       bootstrap_type: 'plain',
+      ...BACKEND_DEFAULTS,
+      use_jwks: false,
+      algorithm: 'hmac-based',
+      secret: '',
+      secret_base64_encoded: false,
+      public_key: '',
+      endpoint: '',
+      refresh_interval: 300_000,
+      from: 'password',
+      verify_claims: '{}',
+      acl_claim_name: 'acl',
     },
   });
-  assert.deepEqual(cfg.authorization.sources, { default: { type: 'file', enable: true, path: '' } });
+  assert.deepEqual(cfg.authorization.sources, { default: { type: 'file', enable: true, path: '', ...BACKEND_DEFAULTS } });
 });
 
 test('every schema key appears in a loaded default config', () => {

@@ -148,7 +148,7 @@ function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean): void
   if (p.will !== undefined) {
     const target = landingTopic(p.will.topic);
     if (target.startsWith('$SYS/')) return refuseConnect(ch, ReasonCode.NotAuthorized, '$SYS topics are read-only (will topic)');
-    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target) === 'deny') {
+    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target, { qos: p.will.qos, retain: p.will.retain }) === 'deny') {
       broker.logger.info('publish_denied_not_authorized', { clientid: clientId, topic: p.will.topic, will: true });
       return refuseConnect(ch, ReasonCode.NotAuthorized, 'not authorized to publish the will');
     }

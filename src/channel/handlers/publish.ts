@@ -94,7 +94,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   if (target.startsWith('$SYS/')) {
     return reject(ch, p, ReasonCode.NotAuthorized, '$SYS topics are read-only');
   }
-  if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target) === 'deny') {
+  if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target, { qos: p.qos, retain: p.retain }) === 'deny') {
     broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic });
     if (broker.config.authorization.deny_action === 'disconnect') {
       return ch.fail(new MqttReasonError(ReasonCode.NotAuthorized, `publish to ${topic} not authorized`, PacketType.PUBLISH));

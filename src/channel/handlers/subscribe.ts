@@ -17,7 +17,7 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
 
   for (const req of p.subscriptions) {
     const raw = req.topicFilter;
-    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'subscribe', raw) === 'deny') {
+    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'subscribe', raw, { qos: req.qos, retain: false }) === 'deny') {
       broker.logger.info('subscribe_denied', { clientid: ch.clientId, topic: raw, reason: 'not_authorized' });
       codes.push(v5 ? ReasonCode.NotAuthorized : SUBACK_FAILURE_V3);
       continue;
