@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { ApiServer, CtlSocketServer, ctlSocketPath } from './api/index.js';
-import { Auth } from './auth/index.js';
+import { Auth, type BanEntry, type Banned } from './auth/index.js';
 import { Broker, Management, SysTopics, TimerWheel } from './broker/index.js';
 import {
   ConfigError,
@@ -87,6 +87,7 @@ export class Petrel {
     this.hooks.onError = (name, err) => this.logger.error('hook_failed', { hook: name, error: String(err) });
     this.auth = new Auth(config, { logger: this.logger, metrics: this.metrics });
     this.auth.attach(this.hooks);
+    this.auth.banned.onAdded = (entry) => this.kickBanned(entry);
     this.store = config.durable_storage.mode === 'durable'
       ? new SqliteDurableStore({ dir: config.node.data_dir, sync: config.durable_storage.sync })
       : null;
@@ -235,6 +236,12 @@ export class Petrel {
   async start(): Promise<void> {
     if (this.started) return;
     this.openStore();
+    try {
+      this.auth.open(this.records);
+    } catch (err) {
+      this.closeStore();
+      throw err;
+    }
     this.wheel.start();
     this.forceShutdown.start();
     this.overload.start();
@@ -255,10 +262,36 @@ export class Petrel {
       host: l.address.host,
       port: l.address.port,
       requiresClientCert: this.requiresClientCert(l.id),
+      enableAuthn: this.listenerConfig(l.id)?.enable_authn,
     })));
     this.started = true;
     this.sys.start();
     this.logger.notice('broker_started', { node: this.config.node.name, listeners: this.listeners.map((l) => `${l.id}@${l.address.host}:${l.address.port}`) });
+  }
+
+  /**
+   * Banned clients (`petrel.banned.add({ as: 'clientid', who: 'dev-1', reason: '...' })`):
+   * see auth/banned.ts. Durable once start() has opened the store.
+   */
+  get banned(): Banned {
+    return this.auth.banned;
+  }
+
+  /** A new ban disconnects the connected clients it matches (EMQX does the same). */
+  private kickBanned(entry: BanEntry): void {
+    const banned = this.auth.banned;
+    if (entry.as === 'clientid') {
+      this.broker.connection(entry.who)?.closeByServer('banned');
+      return;
+    }
+    for (const c of this.broker.clients()) {
+      if (banned.matches(entry, c)) this.broker.connection(c.clientId)?.closeByServer('banned');
+    }
+  }
+
+  private listenerConfig(id: string): { enable_authn: 'true' | 'false' | 'quick_deny_anonymous' } | undefined {
+    const [type, name] = id.split(':') as [ListenerType, string];
+    return this.config.listeners[type]?.[name];
   }
 
   /** An ssl/wss listener that refuses clients without a verified certificate. */

@@ -6,7 +6,7 @@
  *   const petrel = createBroker({ authentication: { users: { bootstrap_file: 'users.csv' } } });
  *   petrel.auth.users.add({ user_id: 'alice', password: 's3cret', is_superuser: false });
  *
- * Users live in memory for now; the durable store keeps them later (issue 6).
+ * Built-in users and banned entries live in the record store (`open`, at start).
  */
 import { readFileSync } from 'node:fs';
 import { ReasonCode } from '../codec/index.js';
@@ -17,6 +17,10 @@ import { AclParseError, DEFAULT_ACL_CONF, parseAcl } from './acl.js';
 import { BuiltInDatabaseAuthenticator, runChain, type Authenticator, type AuthnResult } from './authn.js';
 import { Authorizer, type AuthzAction, type RuleSource } from './authz.js';
 import { TemplateError, buildAuthenticator, buildRuleSource, type Closable } from './backends/index.js';
+import type { Banned } from './banned.js';
+import { AccessControl } from './gate.js';
+import { ScramAuthenticator } from './scram.js';
+import type { RecordStore } from '../store/index.js';
 import { UserImportError, UserStore } from './users.js';
 
 export { AclParseError, DEFAULT_ACL_CONF, parseAcl, topicMatches, type AclRule } from './acl.js';
@@ -24,6 +28,8 @@ export { BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, BuiltInDatabaseAuthenticator,
 export { Authorizer, type AuthzAction } from './authz.js';
 export { generateSalt, hashPassword, verifyPassword, type HashAlgorithm } from './password.js';
 export { UserImportError, UserStore, type NewUser, type StoredUser, type UserInfo } from './users.js';
+export { BAN_KINDS, Banned, BannedError, type BanEntry, type BanKind, type NewBan } from './banned.js';
+export { ScramAuthenticator, ScramUserStore, scramKeys, type ScramUser } from './scram.js';
 
 /** A problem with an auth file (acl.conf, bootstrap users) found at start or reload. */
 export class AuthConfigError extends Error {}
@@ -40,6 +46,8 @@ export interface ListenerExposure {
   readonly port: number;
   /** A TLS listener that requires a verified client certificate. */
   readonly requiresClientCert?: boolean;
+  /** The listener's enable_authn ('true' when absent). */
+  readonly enableAuthn?: 'true' | 'false' | 'quick_deny_anonymous';
 }
 
 function isLoopback(host: string): boolean {
@@ -59,6 +67,8 @@ export class Auth {
   private readonly success: Counter;
   private readonly failure: Counter;
   private readonly closables: Closable[] = [];
+  /** Banned list, flapping detection, SCRAM, the built-in tables' persistence. */
+  readonly access: AccessControl;
 
   constructor(config: PetrelConfig, deps: AuthDeps) {
     this.logger = deps.logger;
@@ -67,15 +77,18 @@ export class Auth {
     const chain: Authenticator[] = [];
     for (const [name, cfg] of Object.entries(config.authentication ?? {})) {
       if (!cfg.enable) continue;
-      if (cfg.mechanism !== 'password_based' || cfg.backend !== 'built_in_database') {
+      if (cfg.mechanism === 'scram' && cfg.backend !== 'built_in_database') {
+        throw new AuthConfigError(`authentication.${name}: mechanism "scram" works with backend "built_in_database" only`);
+      }
+      if (cfg.mechanism !== 'scram' && (cfg.mechanism !== 'password_based' || cfg.backend !== 'built_in_database')) {
         chain.push(this.external(() => buildAuthenticator(name, cfg, deps)));
         continue;
       }
-      const a = new BuiltInDatabaseAuthenticator(name, cfg);
+      const a = cfg.mechanism === 'scram' ? new ScramAuthenticator(name, cfg) : new BuiltInDatabaseAuthenticator(name, cfg);
       if (cfg.bootstrap_file !== '') {
         let added: number;
         try {
-          added = a.users.loadBootstrap(cfg.bootstrap_file, cfg.bootstrap_type);
+          added = a instanceof ScramAuthenticator ? a.users.loadBootstrap(cfg.bootstrap_file) : a.users.loadBootstrap(cfg.bootstrap_file, cfg.bootstrap_type);
         } catch (err) {
           if (err instanceof UserImportError) throw new AuthConfigError(`authentication.${name}.bootstrap_file: ${err.message}`);
           throw err;
@@ -105,6 +118,20 @@ export class Auth {
         source, clientid: info.clientId, error: err instanceof Error ? err.message : String(err), effect: 'no rules from this source for the client until the next refresh',
       });
     };
+    this.access = new AccessControl(config, chain, this.authorizer, deps.logger, deps.metrics);
+  }
+
+  /** The banned list (`petrel.banned`). */
+  get banned(): Banned {
+    return this.access.banned;
+  }
+
+  /**
+   * At start, once the store is open: built-in users and banned entries from `records`
+   * (throws StoreError when it cannot be read).
+   */
+  open(records: RecordStore): void {
+    this.access.open(records);
   }
 
   /** Builds a backend-based authenticator or source; a bad setting becomes an AuthConfigError. */
@@ -122,6 +149,7 @@ export class Auth {
 
   /** Closes backend connections (broker stop). */
   async close(): Promise<void> {
+    this.access.close();
     const all = this.closables.splice(0);
     await Promise.all(all.map((c) => c.close?.().catch(() => {})));
   }
@@ -205,6 +233,7 @@ export class Auth {
    * client may connect, as EMQX), authorization only when some client could be denied.
    */
   attach(hooks: Hooks): void {
+    this.access.attach(hooks);
     // Per-client authorization sources are read while the CONNECT is authenticated (the one
     // place that may await), so no PUBLISH ever waits on a backend.
     const fetchRules = this.authorizer.hasPerClientSources;
@@ -238,15 +267,21 @@ export class Auth {
    * certificate, saying how to close it. Returns the listener ids warned about.
    */
   warnAnonymous(listeners: readonly ListenerExposure[]): string[] {
-    if (this.chain.length > 0) return [];
-    const open = listeners.filter((l) => !isLoopback(l.host) && l.requiresClientCert !== true);
+    // Open: reachable from other hosts, no required client certificate, and no authenticator
+    // runs there (none configured, or enable_authn = false on the listener).
+    const open = listeners.filter((l) => !isLoopback(l.host) && l.requiresClientCert !== true &&
+      (this.chain.length === 0 || l.enableAuthn === 'false'));
     for (const l of open) {
+      const off = this.chain.length > 0;
       this.logger.warning('anonymous_access_allowed', {
         listener: l.id,
         bind: `${l.host}:${l.port}`,
-        fix: 'no authenticator is configured, so any client that reaches this address may connect: add one ' +
-          '(authentication.<name>.mechanism = "password_based", backend = "built_in_database", bootstrap_file = "users.csv") ' +
-          'or bind the listener to 127.0.0.1; and set authorization.no_match = "deny" with an acl.conf source',
+        fix: off
+          ? `authentication is switched off on this listener (listeners.${l.id.replace(':', '.')}.enable_authn = false), so any client that reaches this address may connect: ` +
+            'remove that setting, or require a verified client certificate (ssl_options.verify = "verify_peer", fail_if_no_peer_cert = true), or bind the listener to 127.0.0.1'
+          : 'no authenticator is configured, so any client that reaches this address may connect: add one ' +
+            '(authentication.<name>.mechanism = "password_based", backend = "built_in_database", bootstrap_file = "users.csv") ' +
+            'or bind the listener to 127.0.0.1; and set authorization.no_match = "deny" with an acl.conf source',
       });
     }
     return open.map((l) => l.id);

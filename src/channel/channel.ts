@@ -27,7 +27,8 @@ import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Messag
 import type { ClientInfo } from '../hooks/index.js';
 import { MetricName, type DisconnectReason } from '../observability/index.js';
 import type { Session, SessionOutlet } from '../session/index.js';
-import { handleConnect } from './handlers/connect.js';
+import { handleAuth, type EnhancedAuth } from './handlers/auth.js';
+import { handleConnect, refuseConnect } from './handlers/connect.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { handleDisconnect } from './handlers/disconnect.js';
@@ -42,6 +43,7 @@ const SERVER_DISCONNECT_CODE: Partial<Record<DisconnectReason, number>> = {
   takenover: ReasonCode.SessionTakenOver,
   discarded: ReasonCode.SessionTakenOver,
   kicked: ReasonCode.AdministrativeAction,
+  banned: ReasonCode.AdministrativeAction,
   server_shutdown: ReasonCode.ServerShuttingDown,
   keepalive_timeout: ReasonCode.KeepAliveTimeout,
   mqueue_overflow_shutdown: ReasonCode.QuotaExceeded,
@@ -75,6 +77,8 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   readTime = 0;
   /** Congested sessions holding this publisher back (broker/backpressure.ts). */
   heldBy = 0;
+  /** MQTT 5 enhanced authentication (CONNECT with an Authentication Method); null: none. */
+  auth: EnhancedAuth | null = null;
   /** Packets that arrived while CONNECT was being authenticated, handled once accepted. */
   private pending: Packet[] | null = null;
   private closeReason: DisconnectReason | null = null;
@@ -105,6 +109,13 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
         this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'second CONNECT', packet.type));
         return;
       }
+      if (this.auth !== null) {
+        // [MQTT-3.1.2-30] during enhanced authentication only AUTH or DISCONNECT may come.
+        if (packet.type === PacketType.AUTH) handleAuth(this, packet);
+        else if (packet.type === PacketType.DISCONNECT) this.terminate('normal');
+        else refuseConnect(this, ReasonCode.ProtocolError, `${packetName(packet.type)} during enhanced authentication`);
+        return;
+      }
       (this.pending ??= []).push(packet);
     }
   }
@@ -125,9 +136,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
       case PacketType.CONNECT:
         // [MQTT-3.1.0-2] a second CONNECT is a Protocol Error.
         return this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'second CONNECT', packet.type));
-      case PacketType.AUTH:
-        // Enhanced authentication is not offered, so AUTH is unexpected [MQTT-4.12.0-?].
-        return this.fail(new MqttReasonError(ReasonCode.ProtocolError, 'AUTH without an authentication method', packet.type));
+      case PacketType.AUTH: return handleAuth(this, packet);
       default:
         // CONNACK, SUBACK, UNSUBACK, PINGRESP travel only from server to client.
         return this.fail(new MqttReasonError(ReasonCode.ProtocolError, `${packetName(packet.type)} sent by a client`, packet.type));

@@ -49,6 +49,8 @@ export function coerceValue(spec: KeySpec, input: unknown, rawText?: string): Co
       return { ok: true, value: text };
     }
     case 'enum': {
+      // An enum of true | false | a word (listener enable_authn): TOML gives the booleans as booleans.
+      if (typeof input === 'boolean' && spec.values?.includes(String(input))) return { ok: true, value: String(input) };
       if (typeof input !== 'string') return fail(`is ${kindOf(input)}, not one of the accepted words`);
       if (!spec.values?.includes(input)) return fail('is not one of the accepted values');
       return { ok: true, value: input };

@@ -44,6 +44,7 @@ export type {
   PasswordHashAlgorithmConfig,
   AuthorizationConfig,
   AuthorizationSourceConfig,
+  FlappingDetectConfig,
 } from './types.js';
 export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY,
-  PASSWORD_HASH_ALGORITHMS, SALT_POSITIONS, PBKDF2_MAC_FUNS, USER_ID_TYPES, BOOTSTRAP_TYPES } from './types.js';
+  PASSWORD_HASH_ALGORITHMS, SALT_POSITIONS, PBKDF2_MAC_FUNS, USER_ID_TYPES, BOOTSTRAP_TYPES, ENABLE_AUTHN } from './types.js';

@@ -13,7 +13,8 @@ import {
   AUTHZ_SOURCE_TYPES,
   BOOTSTRAP_TYPES,
   HTTP_METHODS,
-  JWT_ALGORITHMS,
+  AUTHN_ALGORITHMS,
+  ENABLE_AUTHN,
   JWT_FROM,
   REDIS_TYPES,
   PASSWORD_HASH_ALGORITHMS,
@@ -238,6 +239,10 @@ function listenerKeys(): KeySpec[] {
       {
         key: `${p}.proxy_protocol_timeout`, type: 'duration', default: '3s', reloadable: false, min: 1,
         doc: 'How long a new connection may take to send its PROXY header before it is closed.',
+      },
+      {
+        key: `${p}.enable_authn`, type: 'enum', values: ENABLE_AUTHN, default: 'true', reloadable: false,
+        doc: 'true: run the authentication chain; false: skip it on this listener (with verify_peer and fail_if_no_peer_cert the certificate is the authentication); quick_deny_anonymous: refuse clients without a username at once.',
       },
     );
     if (type === 'ssl' || type === 'wss') {
@@ -540,7 +545,7 @@ const SCHEMA: readonly KeySpec[] = [
   },
   {
     key: 'authentication.<name>.mechanism', type: 'string', pattern: oneOf(AUTHN_MECHANISMS), default: 'password_based', reloadable: false,
-    doc: 'How clients prove who they are: password_based (username/client id and password from CONNECT) or jwt (a signed token in the password or username).',
+    doc: 'How clients prove who they are: password_based (username/client id and password from CONNECT), jwt (a signed token in the password or username) or scram (MQTT 5 enhanced authentication, SCRAM-SHA-256/512, backend built_in_database).',
   },
   {
     key: 'authentication.<name>.backend', type: 'string', pattern: oneOf(AUTHN_BACKENDS), default: 'built_in_database', reloadable: false,
@@ -588,8 +593,8 @@ const SCHEMA: readonly KeySpec[] = [
     doc: 'jwt: take the verification keys from a JWKS endpoint (RSA/EC public keys) instead of secret or public_key.',
   },
   {
-    key: 'authentication.<name>.algorithm', type: 'enum', values: JWT_ALGORITHMS, default: 'hmac-based', reloadable: false,
-    doc: 'jwt without JWKS: hmac-based (HS256/384/512 with secret) or public-key (RS*/PS*/ES* with public_key).',
+    key: 'authentication.<name>.algorithm', type: 'enum', values: AUTHN_ALGORITHMS, default: 'hmac-based', reloadable: false,
+    doc: 'jwt without JWKS: hmac-based (HS256/384/512 with secret) or public-key (RS*/PS*/ES* with public_key); scram: sha256 (the default stands for it) or sha512.',
   },
   {
     key: 'authentication.<name>.iteration_count', type: 'integer', default: 4096, reloadable: false, min: 1, max: 10_000_000,
@@ -661,6 +666,23 @@ const SCHEMA: readonly KeySpec[] = [
     doc: 'file: path of the acl.conf (EMQX 5.x or 4.x syntax), read at start; empty: the default acl.conf EMQX ships.',
   },
   ...authBackendKeys('authorization.sources.<name>', 'authz'),
+  // flapping_detect
+  {
+    key: 'flapping_detect.enable', type: 'boolean', default: false, reloadable: false,
+    doc: 'Ban a client id that disconnects more than max_count times within window_time, for ban_time (a banned entry by flapping_detector).',
+  },
+  {
+    key: 'flapping_detect.max_count', type: 'integer', default: 15, reloadable: false, min: 1,
+    doc: 'Disconnects allowed within window_time; one more bans the client id.',
+  },
+  {
+    key: 'flapping_detect.window_time', type: 'duration', default: '1m', reloadable: false, min: 1,
+    doc: 'The window in which disconnects of one client id are counted.',
+  },
+  {
+    key: 'flapping_detect.ban_time', type: 'duration', default: '5m', reloadable: false, min: 1,
+    doc: 'How long a flapping client id stays banned.',
+  },
   // dashboard (REST API)
   {
     key: 'dashboard.listeners.http.enable', type: 'boolean', default: true, reloadable: false,

@@ -24,11 +24,15 @@ export const LISTENER_TYPES = ['tcp', 'ssl', 'ws', 'wss'] as const;
 export const TLS_VERIFY = ['verify_none', 'verify_peer'] as const;
 
 // Authentication and authorization (EMQX 5.8's names).
-export const AUTHN_MECHANISMS = ['password_based', 'jwt'] as const;
+export const AUTHN_MECHANISMS = ['password_based', 'jwt', 'scram'] as const;
 export const AUTHN_BACKENDS = ['built_in_database', 'http', 'redis', 'mysql', 'postgresql'] as const;
 export const HTTP_METHODS = ['get', 'post'] as const;
 export const REDIS_TYPES = ['single'] as const;
 export const JWT_ALGORITHMS = ['hmac-based', 'public-key'] as const;
+/** `algorithm` is jwt's key and scram's (EMQX uses the one name for both). */
+export const AUTHN_ALGORITHMS = [...JWT_ALGORITHMS, 'sha256', 'sha512'] as const;
+/** A listener's `enable_authn` (EMQX): authenticate, skip, or refuse clients without a username first. */
+export const ENABLE_AUTHN = ['true', 'false', 'quick_deny_anonymous'] as const;
 export const JWT_FROM = ['password', 'username'] as const;
 export const USER_ID_TYPES = ['username', 'clientid'] as const;
 export const PASSWORD_HASH_ALGORITHMS = ['plain', 'md5', 'sha', 'sha256', 'sha512', 'bcrypt', 'pbkdf2'] as const;
@@ -101,6 +105,8 @@ export interface TcpListenerConfig {
   /** Bytes per period, all clients of the listener together; null when unlimited. */
   readonly total_bytes_rate: RateLimit | null;
   readonly total_bytes_burst: number;
+  /** 'false': no authentication on this listener; 'quick_deny_anonymous': clients without a username refused first. */
+  readonly enable_authn: (typeof ENABLE_AUTHN)[number];
 }
 
 /** `listeners.{ssl,wss}.<name>.ssl_options`. Empty strings mean "not set". */
@@ -309,7 +315,7 @@ export interface AuthenticatorConfig extends AuthBackendConfig {
   readonly bootstrap_type: (typeof BOOTSTRAP_TYPES)[number];
   readonly use_jwks: boolean;
   /** jwt: hmac-based | public-key; scram: sha256 | sha512 (the default hmac-based means sha256). */
-  readonly algorithm: (typeof JWT_ALGORITHMS)[number];
+  readonly algorithm: (typeof AUTHN_ALGORITHMS)[number];
   /** scram: PBKDF2 iterations for new or changed users. */
   readonly iteration_count: number;
   readonly secret: string;
@@ -342,6 +348,14 @@ export interface AuthorizationConfig {
   readonly sources?: Readonly<Record<string, AuthorizationSourceConfig>>;
 }
 
+/** `flapping_detect.*`: durations in milliseconds. */
+export interface FlappingDetectConfig {
+  readonly enable: boolean;
+  readonly max_count: number;
+  readonly window_time: number;
+  readonly ban_time: number;
+}
+
 export interface PetrelConfig {
   readonly node: NodeConfig;
   readonly log: LogConfig;
@@ -356,6 +370,7 @@ export interface PetrelConfig {
   /** Absent when the config names no authenticator (every client may connect); in config order otherwise. */
   readonly authentication?: Readonly<Record<string, AuthenticatorConfig>>;
   readonly authorization: AuthorizationConfig;
+  readonly flapping_detect: FlappingDetectConfig;
   readonly dashboard: DashboardConfig;
   readonly api_key: ApiKeyConfig;
   readonly sys_topics: SysTopicsConfig;

@@ -50,6 +50,48 @@ export interface AuthorizeDetail {
  */
 export type AuthnDecision = AuthDecision | { result: 'deny'; reasonCode: number };
 
+/** A ban that refuses a CONNECT (the auth room's banned list): what matched, for the log. */
+export interface BanHit {
+  /** clientid, username, peerhost, peerhost_net, clientid_re or username_re. */
+  readonly as: string;
+  readonly who: string;
+}
+
+/** One answer of an enhanced-authentication exchange (MQTT 5 AUTH, section 4.12). */
+export type EnhancedAuthStep =
+  | { readonly result: 'continue'; readonly data: Buffer }
+  | {
+    readonly result: 'allow';
+    /** Sent in the CONNACK (or the AUTH 0x00 of a re-authentication). */
+    readonly data: Buffer | undefined;
+    /** The identity proven (a SCRAM user name). */
+    readonly username: string;
+  }
+  /** reasonCode: 0x87 Not Authorized (bad proof, unknown user, malformed exchange). */
+  | { readonly result: 'deny'; readonly reasonCode: number };
+
+/** One client's exchange for one Authentication Method; fed the client's data until it decides. */
+export interface EnhancedAuthExchange {
+  step(data: Buffer | undefined): Promise<EnhancedAuthStep>;
+}
+
+/**
+ * What the CONNECT and AUTH handlers ask the control plane directly, besides the hook chains:
+ * the banned list (checked before authentication, EMQX check_banned) and enhanced
+ * authentication. Set once by the auth room (`Hooks.connectGate`); null: nobody is banned and
+ * no Authentication Method is offered.
+ */
+export interface ConnectGate {
+  /** The ban matching the client, if any; O(1) for ids and names, O(#CIDR and regex bans) else. */
+  banned(info: ClientInfo): BanHit | undefined;
+  /**
+   * Starts an exchange for `method` (CONNECT, or AUTH 0x19 re-authentication), or undefined
+   * when no authenticator offers it (CONNACK / DISCONNECT 0x8C). `info.username` set: the
+   * exchange must prove that user.
+   */
+  enhancedAuth(method: string, info: ClientInfo): EnhancedAuthExchange | undefined;
+}
+
 export interface HookCatalog {
   'client.connect': (info: ClientInfo) => void;
   'client.connected': (info: ClientInfo) => void;
@@ -84,6 +126,8 @@ interface Entry<F> {
 
 export class Hooks {
   private readonly table = new Map<HookName, Entry<unknown>[]>();
+  /** Banned list and enhanced authentication (see ConnectGate); set by the auth room. */
+  connectGate: ConnectGate | null = null;
   /** Called with the hook name and the error when a callback throws. */
   onError: (name: HookName, err: unknown) => void = () => {};
 

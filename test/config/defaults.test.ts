@@ -84,6 +84,8 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
   // No authenticator and no authorization source unless the config names one (EMQX: anonymous
   // access, no_match allow).
   authorization: { no_match: 'allow', deny_action: 'ignore', cache: { enable: true, max_size: 32, ttl: 60_000 } },
+  // EMQX 5.8: flapping detection off; 15 disconnects a minute ban for 5 minutes when on.
+  flapping_detect: { enable: false, max_count: 15, window_time: 60_000, ban_time: 300_000 },
   sys_topics: {
     sys_msg_interval: 60_000,
     sys_heartbeat_interval: 30_000,
@@ -137,6 +139,7 @@ test('a named authenticator and authorization source get EMQX defaults', () => {
       ...BACKEND_DEFAULTS,
       use_jwks: false,
       algorithm: 'hmac-based',
+      iteration_count: 4096,
       secret: '',
       secret_base64_encoded: false,
       public_key: '',

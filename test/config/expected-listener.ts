@@ -16,4 +16,6 @@ export const LISTENER_BASE = {
   total_messages_burst: 0,
   total_bytes_rate: null,
   total_bytes_burst: 0,
+  // Authentication runs on every listener (EMQX: enable_authn = true).
+  enable_authn: 'true',
 } as const;

@@ -13,6 +13,7 @@ import {
 import { MetricName } from '../../observability/index.js';
 import { Session } from '../../session/index.js';
 import type { Channel } from '../channel.js';
+import { startEnhancedAuth } from './auth.js';
 import { landingTopic } from './publish.js';
 
 /** MQTT 5 reason code -> 3.1.1 CONNACK return code, where 3.1.1 has one. */
@@ -48,7 +49,7 @@ export function refuseConnect(ch: Channel, code: number, why: string): void {
   });
   ch.io.stopDecoding();
   ch.terminate(
-    code === ReasonCode.NotAuthorized || code === ReasonCode.BadUserNameOrPassword ? 'not_authorized'
+    code === ReasonCode.NotAuthorized || code === ReasonCode.BadUserNameOrPassword || code === ReasonCode.BadAuthenticationMethod ? 'not_authorized'
       : code === ReasonCode.Banned ? 'banned'
         : code === ReasonCode.ServerBusy ? 'server_busy'
           : 'protocol_error',
@@ -88,11 +89,10 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   if (Buffer.byteLength(clientId) > cfg.max_clientid_len) {
     return refuseConnect(ch, ReasonCode.ClientIdentifierNotValid, `client identifier longer than ${cfg.max_clientid_len} bytes`);
   }
+  // Banned before anything is authenticated, on the address the PROXY protocol reported.
+  const gate = broker.hooks.connectGate;
+  if (gate !== null && gate.banned(ch.clientInfo()) !== undefined) return refuseConnect(ch, ReasonCode.Banned, 'banned');
   if (v5) {
-    if (props?.authenticationMethod !== undefined) {
-      // Enhanced authentication arrives with the auth issue; refuse cleanly until then.
-      return refuseConnect(ch, ReasonCode.BadAuthenticationMethod, `authentication method ${props.authenticationMethod} not supported`);
-    }
     ch.clientMaxPacketSize = props?.maximumPacketSize ?? Infinity;
     ch.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;
     ch.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
@@ -107,7 +107,13 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
     }
   }
 
-  if (broker.hooks.has('client.authenticate')) {
+  const authn = listenerAuthn(ch);
+  const method = v5 ? props?.authenticationMethod : undefined;
+  if (method !== undefined) return startEnhancedAuth(ch, p, assigned, method, authn === 'false' ? null : gate);
+  if (authn === 'quick_deny_anonymous' && (ch.username === undefined || ch.username === '')) {
+    return refuseConnect(ch, ReasonCode.NotAuthorized, 'no username (enable_authn = quick_deny_anonymous)');
+  }
+  if (authn !== 'false' && broker.hooks.has('client.authenticate')) {
     ch.state = 'authenticating';
     ch.io.pauseReading();
     broker.hooks.decide('client.authenticate', ch.clientInfo(), p.password).then(
@@ -129,7 +135,20 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   completeConnect(ch, p, assigned);
 }
 
-function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean): void {
+/** The listener's enable_authn ('true' for connections outside any listener). */
+function listenerAuthn(ch: Channel): 'true' | 'false' | 'quick_deny_anonymous' {
+  const id = ch.io.listener;
+  const colon = id.indexOf(':');
+  if (colon < 0) return 'true';
+  const byType = ch.broker.config.listeners[id.slice(0, colon) as 'tcp'] as Record<string, { enable_authn: 'true' | 'false' | 'quick_deny_anonymous' }> | undefined;
+  return byType?.[id.slice(colon + 1)]?.enable_authn ?? 'true';
+}
+
+/**
+ * Accepts an authenticated CONNECT: session, CONNACK, attach. `auth`: the enhanced
+ * authentication that let it in, echoed in the CONNACK with its final data.
+ */
+export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean, auth?: { method: string; data: Buffer | undefined }): void {
   const broker = ch.broker;
   const cfg = broker.config.mqtt;
   const v5 = p.protocolVersion === 5;
@@ -200,6 +219,10 @@ function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean): void
     if (expiry !== requestedMs) props.sessionExpiryInterval = Number.isFinite(expiry) ? Math.floor(expiry / 1000) : 0xffffffff;
     if (p.properties?.requestResponseInformation === 1 && cfg.response_information !== '') {
       props.responseInformation = cfg.response_information;
+    }
+    if (auth !== undefined) {
+      props.authenticationMethod = auth.method;
+      if (auth.data !== undefined) props.authenticationData = auth.data;
     }
   }
   ch.keepAlive = keepAlive;
