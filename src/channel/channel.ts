@@ -17,6 +17,7 @@ import {
   ReasonCode,
   PACKET_NAMES,
   encode,
+  type ConnectPacket,
   type Packet,
   type ProtocolVersion,
   type Properties,
@@ -24,10 +25,10 @@ import {
   type WillMessage,
 } from '../codec/index.js';
 import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Message } from '../broker/index.js';
-import type { ClientInfo } from '../hooks/index.js';
+import type { ClientInfo, ConnectGate } from '../hooks/index.js';
 import { MetricName, type DisconnectReason } from '../observability/index.js';
 import type { Session, SessionOutlet } from '../session/index.js';
-import { handleAuth, type EnhancedAuth } from './handlers/auth.js';
+import { handleAuth, startEnhancedAuth, type EnhancedAuth } from './handlers/auth.js';
 import { handleConnect, refuseConnect } from './handlers/connect.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
@@ -165,6 +166,14 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
 
   handleIdleTimeout(): void {
     if (this.state === 'awaiting_connect' || this.state === 'authenticating') this.terminate('idle_timeout');
+  }
+
+  /**
+   * CONNECT with an Authentication Method (handlers/auth.ts); called by the connect handler,
+   * through the channel so that the two handlers do not import each other.
+   */
+  startEnhancedAuth(p: ConnectPacket, assigned: boolean, method: string, gate: ConnectGate | null): void {
+    startEnhancedAuth(this, p, assigned, method, gate);
   }
 
   /** Called by the connect handler once the session is attached. */

@@ -13,7 +13,6 @@ import {
 import { MetricName } from '../../observability/index.js';
 import { Session } from '../../session/index.js';
 import type { Channel } from '../channel.js';
-import { startEnhancedAuth } from './auth.js';
 import { landingTopic } from './publish.js';
 
 /** MQTT 5 reason code -> 3.1.1 CONNACK return code, where 3.1.1 has one. */
@@ -109,7 +108,7 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
 
   const authn = listenerAuthn(ch);
   const method = v5 ? props?.authenticationMethod : undefined;
-  if (method !== undefined) return startEnhancedAuth(ch, p, assigned, method, authn === 'false' ? null : gate);
+  if (method !== undefined) return ch.startEnhancedAuth(p, assigned, method, authn === 'false' ? null : gate);
   if (authn === 'quick_deny_anonymous' && (ch.username === undefined || ch.username === '')) {
     return refuseConnect(ch, ReasonCode.NotAuthorized, 'no username (enable_authn = quick_deny_anonymous)');
   }
