@@ -35,6 +35,8 @@ export interface RuleSource {
   rules: readonly AclRule[];
   /** Reads one client's rules (redis, mysql, postgresql); rejects when the backend fails. */
   readonly fetch?: (info: ClientInfo) => Promise<readonly AclRule[]>;
+  /** One client's rules, at hand without I/O (built_in_database): asked on each cache miss. */
+  readonly rulesFor?: (info: ClientInfo) => readonly AclRule[];
 }
 
 /** The PUBLISH's QoS and retain flag (for subscribe: the requested QoS, retain false). */
@@ -90,7 +92,7 @@ export class Authorizer {
 
   constructor(readonly config: AuthorizationConfig, readonly sources: RuleSource[], metrics: Metrics) {
     this.perClient = sources.some((s) => s.fetch !== undefined);
-    this.conditional = this.perClient || sources.some((s) => s.rules.some(hasConditions));
+    this.conditional = this.perClient || sources.some((s) => s.rulesFor !== undefined || s.rules.some(hasConditions));
     this.noMatchAllow = config.no_match === 'allow';
     this.cacheOn = config.cache.enable;
     this.maxSize = config.cache.max_size;
@@ -267,7 +269,7 @@ export class Authorizer {
     }
     for (let i = 0; i < this.sources.length; i++) {
       const source = this.sources[i]!;
-      const rules = source.fetch === undefined ? source.rules : st?.clientRules[i] ?? [];
+      const rules = source.rulesFor !== undefined ? source.rulesFor(info) : source.fetch === undefined ? source.rules : st?.clientRules[i] ?? [];
       for (const rule of rules) {
         if (ruleMatches(rule, info, action, t, qos, retain)) {
           if (rule.permission === 'allow') {
