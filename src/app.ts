@@ -104,7 +104,7 @@ export class Petrel {
       logger: this.logger,
       dataDir: config.node.data_dir,
       maxPacketSize: config.mqtt.max_packet_size,
-      onConnection: (c) => this.handle(c.stream, { peerHost: c.peerHost, peerPort: c.peerPort, listener: c.listener, onClosed: c.onClosed, flow: c.flow }),
+      onConnection: (c) => this.handle(c.stream, c),
     });
     this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
@@ -342,7 +342,7 @@ export class Petrel {
   /** Serves MQTT over any Duplex (tests use `stream.duplexPair`; transports use sockets). */
   handle(
     stream: Duplex,
-    info: { peerHost?: string; peerPort?: number; listener?: string; onClosed?: (reason: string) => void; flow?: ConnectionInfo['flow'] } = {},
+    info: Partial<Pick<ConnectionInfo, 'peerHost' | 'peerPort' | 'listener' | 'onClosed' | 'flow' | 'secure' | 'peerCert' | 'clientSettings'>> = {},
   ): Connection {
     return new Connection(
       stream,
@@ -352,6 +352,9 @@ export class Petrel {
         listener: info.listener ?? 'internal',
         onClosed: info.onClosed,
         flow: info.flow,
+        secure: info.secure,
+        peerCert: info.peerCert,
+        clientSettings: info.clientSettings,
         guard: this.forceShutdown,
         overload: this.overload,
       },

@@ -67,6 +67,8 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   clientTopicAliasMax = 0;
   clientReceiveMaximum = 65535;
   requestProblemInformation = true;
+  /** This client's topic prefix (listener mountpoint, placeholders filled in); null: none. */
+  mountpoint: string | null = null;
   /** Inbound topic aliases (alias -> topic) [MQTT-3.3.2-?]; made at the first alias. */
   inboundAliases: Map<number, string> | null = null;
   readonly outbound: OutboundEncoder;
@@ -148,8 +150,9 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
     this.fail(err);
   }
 
-  handleSocketClosed(): void {
-    this.terminate('tcp_closed');
+  /** `ssl_closed` for a connection that came over TLS (EMQX's name), `tcp_closed` otherwise. */
+  handleSocketClosed(reason: 'tcp_closed' | 'ssl_closed' = 'tcp_closed'): void {
+    this.terminate(reason);
   }
 
   holdReading(on: boolean): void {
@@ -324,7 +327,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
       // A connection closed before its CONNECT was accepted (idle_timeout, refused CONNECT,
       // bad first packet) is logged too: every disconnect carries its reason (design.md).
       // A peer that simply goes away before CONNECT is routine (port scans, health checks).
-      broker.logger.log(reason === 'tcp_closed' ? 'debug' : 'warning', 'client_disconnected', {
+      broker.logger.log(reason === 'tcp_closed' || reason === 'ssl_closed' ? 'debug' : 'warning', 'client_disconnected', {
         clientid: this.clientId || undefined,
         peername: `${this.io.peerHost}:${this.io.peerPort}`,
         listener: this.io.listener,
@@ -341,7 +344,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   }
 
   clientInfo(): ClientInfo {
-    return {
+    const info: ClientInfo = {
       clientId: this.clientId,
       username: this.username,
       peerHost: this.io.peerHost,
@@ -350,6 +353,13 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
       listener: this.io.listener,
       connectedAt: this.connectedAt,
     };
+    const cert = this.io.peerCert;
+    if (cert !== undefined) {
+      info.certCommonName = cert.commonName;
+      info.certSubject = cert.subject;
+      info.certPem = cert.pem;
+    }
+    return info;
   }
 
   summary(): ClientSummary {

@@ -9,31 +9,53 @@
  *
  * [MQTT-3.1.2-24/25] a packet larger than the client's Maximum Packet Size is not sent: it is
  * dropped, counted and logged, and the session treats it as delivered.
+ *
+ * A client with a mountpoint is sent the topic without it, so the shared templates (whose
+ * topic is the routed one) are not for it: its templates live in `mountedForms`, shared by
+ * the subscribers of one message with the same mountpoint (a dispatch reaches them one after
+ * another), and a message outside its mountpoint is dropped as too large ones are.
  */
 import { encodePublishTemplate, withPacketId, type Properties, type PublishTemplate, type QoS } from '../codec/index.js';
 import type { Message } from '../broker/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import type { Channel } from './channel.js';
+import { unmountTopic } from './mountpoint.js';
 
 /** Cache slot of a wire form: [3.x | 5] x QoS x RETAIN. */
 function formIndex(v5: boolean, qos: QoS, retain: boolean): number {
   return (v5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
 }
 
+/**
+ * Templates of the last message sent to a mountpointed client, by wire form: one entry for
+ * all channels (a dispatch is synchronous), replaced when the message or mountpoint changes.
+ */
+const mountedForms = {
+  msg: null as Message | null,
+  mountpoint: '',
+  forms: new Array<PublishTemplate | undefined>(12),
+};
+
 export class OutboundEncoder {
   private readonly cSent: Counter;
   private readonly cTooLarge: Counter;
+  private readonly cDropped: Counter;
 
   constructor(private readonly ch: Channel) {
     this.cSent = ch.broker.metrics.counter(MetricName.messagesSent);
     this.cTooLarge = ch.broker.metrics.counter(MetricName.messagesDroppedTooLarge);
+    this.cDropped = ch.broker.metrics.counter(MetricName.messagesDropped);
   }
 
   publish(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
     const ch = this.ch;
     const v5 = ch.protocolVersion === 5;
     let template: PublishTemplate;
-    if (!v5 || (subscriptionIds.length === 0 && msg.expiresAt === 0)) {
+    if (ch.mountpoint !== null) {
+      const mounted = this.mountedTemplate(msg, ch.mountpoint, v5, qos, retain, subscriptionIds);
+      if (mounted === null) return false;
+      template = mounted;
+    } else if (!v5 || (subscriptionIds.length === 0 && msg.expiresAt === 0)) {
       const slot = formIndex(v5, qos, retain);
       let cached = msg.wireForm === slot ? msg.wire : msg.wireMore?.[slot];
       if (cached === undefined) {
@@ -71,6 +93,40 @@ export class OutboundEncoder {
     else io.send(withPacketId(template, packetId, dup));
     this.cSent.value++;
     return true;
+  }
+
+  private mountedTemplate(
+    msg: Message,
+    mp: string,
+    v5: boolean,
+    qos: QoS,
+    retain: boolean,
+    subscriptionIds: readonly number[],
+  ): PublishTemplate | null {
+    const topic = unmountTopic(mp, msg.topic);
+    if (topic === null) {
+      this.cDropped.value++;
+      this.ch.broker.logger.info('delivery_dropped_outside_mountpoint', { clientid: this.ch.clientId, topic: msg.topic, mountpoint: mp });
+      return null;
+    }
+    const packetId = qos > 0 ? 1 : undefined;
+    if (v5 && (subscriptionIds.length > 0 || msg.expiresAt !== 0)) {
+      return encodePublishTemplate(
+        { type: 3, topic, payload: msg.payload, qos, retain, dup: false, packetId, properties: this.perSubscriberProperties(msg, subscriptionIds) },
+        5,
+      );
+    }
+    const cache = mountedForms;
+    if (cache.msg !== msg || cache.mountpoint !== mp) {
+      cache.msg = msg;
+      cache.mountpoint = mp;
+      cache.forms.fill(undefined);
+    }
+    const slot = formIndex(v5, qos, retain);
+    return (cache.forms[slot] ??= encodePublishTemplate(
+      { type: 3, topic, payload: msg.payload, qos, retain, dup: false, packetId, properties: v5 ? msg.properties : undefined },
+      v5 ? 5 : 4,
+    ));
   }
 
   private perSubscriberProperties(msg: Message, subscriptionIds: readonly number[]): Properties {

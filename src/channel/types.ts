@@ -1,3 +1,25 @@
+import type { PeerCertAs } from '../config/index.js';
+
+/**
+ * A client certificate the transport verified: the TLS handshake's (all fields), or only the CN
+ * that a PROXY protocol v2 header reports for a load balancer that terminated TLS.
+ */
+export interface PeerCertificate {
+  readonly commonName?: string;
+  /** Subject DN, EMQX style: `CN=client1,O=Petrel`. */
+  readonly subject?: string;
+  readonly pem?: string;
+  readonly der?: Buffer;
+}
+
+/** A listener's settings for its clients; one object per listener, shared by its connections. */
+export interface ListenerClientSettings {
+  /** `mountpoint` as configured (placeholders unresolved); "" for none. */
+  readonly mountpoint: string;
+  readonly peerCertAsUsername: PeerCertAs;
+  readonly peerCertAsClientid: PeerCertAs;
+}
+
 /**
  * What a channel needs from its connection. The channel never touches a socket: it gets these
  * calls, so it is tested in memory with a fake (test/channel) and works over any Duplex.
@@ -37,4 +59,7 @@ export interface ChannelIO {
   countShutdown(reason: string): void;
   /** True while overload protection refuses new connections (absent: never). */
   readonly overloaded?: boolean;
+  /** The verified client certificate (absent: none) and the listener's settings (absent: none). */
+  readonly peerCert?: PeerCertificate;
+  readonly clientSettings?: ListenerClientSettings;
 }

@@ -25,6 +25,7 @@ export type {
   NamedListeners,
   ListenerType,
   TlsVerify,
+  PeerCertAs,
   MqttConfig,
   RetainerConfig,
   DelayedConfig,
@@ -46,5 +47,5 @@ export type {
   AuthorizationSourceConfig,
   FlappingDetectConfig,
 } from './types.js';
-export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY,
+export { LOG_LEVELS, LOG_FORMATS, SHARED_SUBSCRIPTION_STRATEGIES, LISTENER_TYPES, TLS_VERIFY, PEER_CERT_AS,
   PASSWORD_HASH_ALGORITHMS, SALT_POSITIONS, PBKDF2_MAC_FUNS, USER_ID_TYPES, BOOTSTRAP_TYPES, ENABLE_AUTHN } from './types.js';

@@ -21,7 +21,7 @@ import {
   PBKDF2_MAC_FUNS,
   SALT_POSITIONS,
   USER_ID_TYPES,
-  LISTENER_TYPES, LOG_FORMATS, LOG_LEVELS, SHARED_SUBSCRIPTION_STRATEGIES, TLS_VERIFY, type ListenerType } from './types.js';
+  LISTENER_TYPES, LOG_FORMATS, LOG_LEVELS, PEER_CERT_AS, SHARED_SUBSCRIPTION_STRATEGIES, TLS_VERIFY, type ListenerType } from './types.js';
 
 export type KeyType =
   | 'string'
@@ -166,6 +166,11 @@ const TLS_VERSIONS = /^\s*tlsv1(\.[123])?\s*(,\s*tlsv1(\.[123])?\s*)*$/;
 const CIPHER_LIST = /^[A-Za-z0-9_+!@=.-]*(\s*[,:]\s*[A-Za-z0-9_+!@=.-]+)*$/;
 const SUBPROTOCOL_LIST = /^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/;
 const HEADER_NAME = /^[A-Za-z0-9-]*$/;
+/**
+ * A mountpoint: topic characters without wildcards, `${...}` only as EMQX's `${clientid}` or
+ * `${username}` (a prefix with + or # would turn every topic into a filter).
+ */
+const MOUNTPOINT = /^(?:[^+#$]|\$(?!\{)|\$\{(?:clientid|username)\})*$/;
 
 /**
  * The keys of one listener type: what every listener has, then `ssl_options` for ssl/wss and
@@ -239,6 +244,19 @@ function listenerKeys(): KeySpec[] {
       {
         key: `${p}.proxy_protocol_timeout`, type: 'duration', default: '3s', reloadable: false, min: 1,
         doc: 'How long a new connection may take to send its PROXY header before it is closed.',
+      },
+      {
+        key: `${p}.mountpoint`, type: 'string', default: '', reloadable: false,
+        pattern: { regex: MOUNTPOINT, hint: 'a topic prefix without + or #; placeholders ${clientid} and ${username}' },
+        doc: "Topic prefix of this listener's clients (\"tenant1/\", \"dev/${clientid}/\"): added to what they publish and subscribe, removed from what they get.",
+      },
+      {
+        key: `${p}.peer_cert_as_username`, type: 'enum', values: PEER_CERT_AS, default: 'disabled', reloadable: false,
+        doc: "Username from the verified client certificate: cn, dn (subject), crt (PEM text), pem (base64 DER), md5 (of the DER); tcp/ws: a PROXY v2 header's CN.",
+      },
+      {
+        key: `${p}.peer_cert_as_clientid`, type: 'enum', values: PEER_CERT_AS, default: 'disabled', reloadable: false,
+        doc: 'Client id from the verified client certificate (values as peer_cert_as_username); without a certificate the CONNECT\'s stays.',
       },
       {
         key: `${p}.enable_authn`, type: 'enum', values: ENABLE_AUTHN, default: 'true', reloadable: false,

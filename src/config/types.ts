@@ -22,6 +22,8 @@ export const SHARED_SUBSCRIPTION_STRATEGIES = [
 /** Listener types, in the order they are created (tcp first). */
 export const LISTENER_TYPES = ['tcp', 'ssl', 'ws', 'wss'] as const;
 export const TLS_VERIFY = ['verify_none', 'verify_peer'] as const;
+/** What of a verified client certificate replaces the CONNECT's username / client id (EMQX). */
+export const PEER_CERT_AS = ['disabled', 'cn', 'dn', 'crt', 'pem', 'md5'] as const;
 
 // Authentication and authorization (EMQX 5.8's names).
 export const AUTHN_MECHANISMS = ['password_based', 'jwt', 'scram'] as const;
@@ -45,6 +47,7 @@ export const AUTHZ_SOURCE_TYPES = ['file', 'http', 'redis', 'mysql', 'postgresql
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ListenerType = (typeof LISTENER_TYPES)[number];
 export type TlsVerify = (typeof TLS_VERIFY)[number];
+export type PeerCertAs = (typeof PEER_CERT_AS)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type SharedSubscriptionStrategy = (typeof SHARED_SUBSCRIPTION_STRATEGIES)[number];
 
@@ -105,6 +108,11 @@ export interface TcpListenerConfig {
   /** Bytes per period, all clients of the listener together; null when unlimited. */
   readonly total_bytes_rate: RateLimit | null;
   readonly total_bytes_burst: number;
+  /** Topic prefix of this listener's clients, as written (placeholders unresolved); "" for none. */
+  readonly mountpoint: string;
+  /** Replaces the CONNECT's username / client id with a field of the verified client certificate. */
+  readonly peer_cert_as_username: PeerCertAs;
+  readonly peer_cert_as_clientid: PeerCertAs;
   /** 'false': no authentication on this listener; 'quick_deny_anonymous': clients without a username refused first. */
   readonly enable_authn: (typeof ENABLE_AUTHN)[number];
 }

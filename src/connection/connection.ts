@@ -24,7 +24,7 @@
 import type { Duplex } from 'node:stream';
 import { Decoder, PacketType, type MqttReasonError, type Packet, type PacketSink } from '../codec/index.js';
 import type { Broker, TimerEntry, TimerTask } from '../broker/index.js';
-import { Channel, type ChannelIO } from '../channel/index.js';
+import { Channel, type ChannelIO, type ListenerClientSettings, type PeerCertificate } from '../channel/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import {
   ClientFlow,
@@ -54,6 +54,11 @@ export interface ConnectionInfo {
   guard?: ForceShutdown;
   /** Overload protection: new CONNECTs are refused while it says so. */
   overload?: OverloadMonitor;
+  /** TLS terminated by the listener: a close without DISCONNECT is `ssl_closed`. */
+  secure?: boolean;
+  /** The verified client certificate, and the listener's mountpoint / peer_cert_as_*. */
+  peerCert?: PeerCertificate;
+  clientSettings?: ListenerClientSettings;
 }
 
 /** Templates whose packet id lies this far in or further are copied at once (see `pending`). */
@@ -163,6 +168,8 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   readonly peerHost: string;
   readonly peerPort: number;
   readonly listener: string;
+  readonly peerCert: PeerCertificate | undefined;
+  readonly clientSettings: ListenerClientSettings | undefined;
 
   /**
    * This turn's output, in order (made on first send, reused across turns): Buffers, and small
@@ -206,6 +213,8 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.peerHost = info.peerHost;
     this.peerPort = info.peerPort;
     this.listener = info.listener;
+    this.peerCert = info.peerCert;
+    this.clientSettings = info.clientSettings;
     this.channel = new Channel(broker, this);
     this.decoder = new Decoder(this, { maxPacketSize: broker.config.mqtt.max_packet_size, expectConnect: true });
     this.cBytesIn = broker.metrics.counter(MetricName.bytesReceived);
@@ -419,7 +428,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.info.guard?.remove(this);
     this.dropHeld();
     this.broker.wheel.cancel(this.timer);
-    this.channel.handleSocketClosed();
+    this.channel.handleSocketClosed(this.info.secure === true ? 'ssl_closed' : 'tcp_closed');
     this.socket.destroy();
   }
 

@@ -36,6 +36,7 @@ export const LogEvent = {
   alarm_activated: 'alarm_activated',
   alarm_deactivated: 'alarm_deactivated',
   delivery_dropped_too_large: 'delivery_dropped_too_large',
+  delivery_dropped_outside_mountpoint: 'delivery_dropped_outside_mountpoint',
   message_expired: 'message_expired',
   publish_denied_not_authorized: 'publish_denied_not_authorized',
   subscribe_denied: 'subscribe_denied',
@@ -82,6 +83,7 @@ export type LogEventName = keyof typeof LogEvent;
 export const DisconnectReason = {
   normal: 'normal',
   tcp_closed: 'tcp_closed',
+  ssl_closed: 'ssl_closed',
   keepalive_timeout: 'keepalive_timeout',
   idle_timeout: 'idle_timeout',
   takenover: 'takenover',

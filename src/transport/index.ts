@@ -13,6 +13,7 @@ export {
   Listener,
   ListenerError,
   WAIT_LIMIT,
+  proxiedCertificate,
   type AcceptedConnection,
   type CertificateReload,
   type ListenerDeps,
@@ -21,7 +22,7 @@ export {
   type PeerAddress,
 } from './listener.js';
 export { TcpListener } from './tcp.js';
-export { SslListener, TlsTerminator, versionRange, type CertificateSource } from './tls.js';
+export { SslListener, TlsTerminator, verifiedPeerCertificate, versionRange, type CertificateSource } from './tls.js';
 export { WsListener, WsStream } from './ws.js';
 export { TokenBucket } from './rate.js';
 export {

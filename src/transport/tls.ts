@@ -17,9 +17,18 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { PeerCertificate } from '../channel/index.js';
 import type { SslListenerConfig, SslOptionsConfig } from '../config/index.js';
 import { ensureSelfSigned } from './certs.js';
-import { Listener, ListenerError, type CertificateReload, type ListenerDeps, type PeerAddress } from './listener.js';
+import {
+  Listener,
+  ListenerError,
+  proxiedCertificate,
+  type CertificateReload,
+  type ListenerDeps,
+  type PeerAddress,
+} from './listener.js';
+import type { ProxyHeader } from './proxy-protocol.js';
 
 /** EMQX's handshake_timeout default. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -230,6 +239,24 @@ export class TlsTerminator {
   }
 }
 
+/**
+ * The client certificate of a TLS connection, when the handshake verified one (verify_peer; a
+ * resumed session keeps its certificate). Subject as RFC 4514 prints it, most specific first
+ * (`CN=device-1,O=Petrel`); the CN unescaped, the first one when there are several.
+ */
+export function verifiedPeerCertificate(socket: tls.TLSSocket): PeerCertificate | undefined {
+  if (!socket.authorized) return undefined;
+  const x509 = socket.getPeerX509Certificate();
+  if (x509 === undefined) return undefined;
+  const cn = x509.toLegacyObject().subject?.CN as string | string[] | undefined;
+  return {
+    commonName: Array.isArray(cn) ? cn[0] : cn,
+    subject: x509.subject.split('\n').reverse().join(','),
+    pem: x509.toString(),
+    der: x509.raw,
+  };
+}
+
 /** `listeners.ssl.<name>`: MQTT over TLS. */
 export class SslListener extends Listener {
   readonly tls: TlsTerminator;
@@ -243,8 +270,8 @@ export class SslListener extends Listener {
     this.tls.load();
   }
 
-  protected serve(socket: net.Socket, peer: PeerAddress): void {
-    this.tls.wrap(socket, peer, (secure) => this.deliver(secure, socket, peer));
+  protected serve(socket: net.Socket, peer: PeerAddress, proxy: ProxyHeader | undefined): void {
+    this.tls.wrap(socket, peer, (secure) => this.deliver(secure, socket, peer, verifiedPeerCertificate(secure) ?? proxiedCertificate(proxy)));
   }
 
   override reloadCertificates(): CertificateReload {

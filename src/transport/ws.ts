@@ -19,9 +19,11 @@ import { isIP, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { PeerCertificate } from '../channel/index.js';
 import type { WebSocketOptionsConfig, WsListenerConfig, WssListenerConfig } from '../config/index.js';
-import { Listener, type CertificateReload, type ListenerDeps, type PeerAddress } from './listener.js';
-import { TlsTerminator } from './tls.js';
+import { Listener, proxiedCertificate, type CertificateReload, type ListenerDeps, type PeerAddress } from './listener.js';
+import type { ProxyHeader } from './proxy-protocol.js';
+import { TlsTerminator, verifiedPeerCertificate } from './tls.js';
 
 /** How long a new connection may take to send its HTTP upgrade request. */
 export const UPGRADE_TIMEOUT_MS = 15_000;
@@ -96,6 +98,7 @@ function splitList(text: string): string[] {
 interface PendingUpgrade {
   readonly raw: Socket;
   readonly peer: PeerAddress;
+  readonly cert: PeerCertificate | undefined;
 }
 
 /** The HTTP side of a WebSocket listener: upgrade checks, then a WsStream per client. */
@@ -109,7 +112,7 @@ class WebSocketGateway {
     private readonly listener: WsListener,
     private readonly opts: WebSocketOptionsConfig,
     private readonly deps: ListenerDeps,
-    private readonly deliver: (stream: WsStream, raw: Socket, peer: PeerAddress) => void,
+    private readonly deliver: (stream: WsStream, raw: Socket, peer: PeerAddress, cert: PeerCertificate | undefined) => void,
   ) {
     this.supported = new Set(splitList(opts.supported_subprotocols));
     this.http = http.createServer((req, res) => this.onRequest(req, res));
@@ -128,8 +131,8 @@ class WebSocketGateway {
   }
 
   /** Serves HTTP on `socket` (the raw socket, or the TLS socket over it). */
-  attach(socket: Socket | tls.TLSSocket, raw: Socket, peer: PeerAddress): void {
-    this.pending.set(socket, { raw, peer });
+  attach(socket: Socket | tls.TLSSocket, raw: Socket, peer: PeerAddress, cert: PeerCertificate | undefined): void {
+    this.pending.set(socket, { raw, peer, cert });
     this.http.emit('connection', socket);
     socket.resume();
   }
@@ -169,7 +172,7 @@ class WebSocketGateway {
     }
     const peer = this.forwardedPeer(req) ?? pending.peer;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.deliver(new WsStream(ws, () => this.textFrame(peer)), pending.raw, peer);
+      this.deliver(new WsStream(ws, () => this.textFrame(peer)), pending.raw, peer, pending.cert);
     });
   }
 
@@ -242,16 +245,16 @@ export class WsListener extends Listener {
   constructor(type: 'ws' | 'wss', name: string, config: WsListenerConfig | WssListenerConfig, deps: ListenerDeps) {
     super(type, name, config, deps);
     this.tls = 'ssl_options' in config ? new TlsTerminator(this, config.ssl_options, deps, () => this.countHandshakeFailure()) : null;
-    this.gateway = new WebSocketGateway(this, config.websocket, deps, (stream, raw, peer) => this.deliver(stream, raw, peer));
+    this.gateway = new WebSocketGateway(this, config.websocket, deps, (stream, raw, peer, cert) => this.deliver(stream, raw, peer, cert));
   }
 
   protected override prepare(): void {
     this.tls?.load();
   }
 
-  protected serve(socket: Socket, peer: PeerAddress): void {
-    if (this.tls === null) this.gateway.attach(socket, socket, peer);
-    else this.tls.wrap(socket, peer, (secure) => this.gateway.attach(secure, socket, peer));
+  protected serve(socket: Socket, peer: PeerAddress, proxy: ProxyHeader | undefined): void {
+    if (this.tls === null) this.gateway.attach(socket, socket, peer, proxiedCertificate(proxy));
+    else this.tls.wrap(socket, peer, (secure) => this.gateway.attach(secure, socket, peer, verifiedPeerCertificate(secure) ?? proxiedCertificate(proxy)));
   }
 
   override reloadCertificates(): CertificateReload | null {

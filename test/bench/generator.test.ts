@@ -11,6 +11,7 @@ import { Histogram } from '../../src/cli/bench/histogram.js';
 import { expandTopic, limitFor, parseBenchArgs } from '../../src/cli/bench/options.js';
 import { SEEN_DUPLICATE, SEEN_IN_ORDER, SEEN_OUT_OF_ORDER, SeqTrack } from '../../src/cli/bench/tracker.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { makePki, sslOptions, startWith, type ListenerBroker, type Pki } from '../transport/fixtures.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/petrel.js', import.meta.url));
 
@@ -155,12 +156,10 @@ describe('petrel bench against a real Petrel', () => {
 });
 
 describe('petrel bench options', () => {
-  test('--ssl and --ws are not supported yet: exit 2', async () => {
-    for (const flag of ['--ssl', '--ws']) {
-      const run = await bench(['pub', '-t', 'x', flag]);
-      assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, /not supported yet/);
-    }
+  test('--quic is not supported yet: exit 2', async () => {
+    const run = await bench(['pub', '-t', 'x', '--quic']);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /not supported yet/);
   });
 
   test('bad options exit 2 with a message', async () => {
@@ -171,6 +170,9 @@ describe('petrel bench options', () => {
       [['pub', '-t', 'x', '-q', '3'], /-q/],
       [['pub', '-t', 'x', '--nope'], /unknown option --nope/],
       [['flood'], /unknown bench command flood/],
+      [['pub', '-t', 'x', '--ssl', '--certfile', 'c.pem'], /--certfile and --keyfile go together/],
+      [['pub', '-t', 'x', '--certfile', 'c.pem', '--keyfile', 'k.pem'], /--certfile needs --ssl/],
+      [['pub', '-t', 'x', '--ws', '--ws-path', 'mqtt'], /--ws-path/],
     ];
     for (const [args, re] of cases) {
       const run = await bench(args);
@@ -234,5 +236,55 @@ describe('generator parts', () => {
         assert.deepEqual([...bytes], [byte, 2, 0x12, 0x34]);
       }
     }
+  });
+});
+
+describe('petrel bench over TLS and WebSocket (--ssl, --ws, --ssl --ws)', () => {
+  let pki: Pki;
+  let broker: ListenerBroker;
+  before(async () => {
+    pki = makePki('petrel-bench-tls-');
+    broker = await startWith(['ssl', 'ws', 'wss'], {
+      log: { level: 'warning' },
+      listeners: {
+        ssl: {
+          default: { ssl_options: sslOptions(pki) },
+          mtls: { bind: '127.0.0.1:0', ssl_options: sslOptions(pki, { verify: 'verify_peer', fail_if_no_peer_cert: true }) },
+        },
+        wss: { default: { ssl_options: sslOptions(pki) } },
+      },
+    });
+  });
+  after(async () => {
+    await broker.stop();
+    pki.remove();
+  });
+
+  for (const [label, type, flags] of [
+    ['TLS', 'ssl', ['--ssl']],
+    ['WebSocket', 'ws', ['--ws']],
+    ['secure WebSocket', 'wss', ['--ssl', '--ws']],
+  ] as const) {
+    test(`${label}: QoS 1 pub/sub, every message once and in order`, async () => {
+      const conn = ['-h', '127.0.0.1', '-p', String(broker.portOf(type)), '-i', '0', '--json', ...flags];
+      const sub = bench(['sub', ...conn, '-c', '2', '-t', `bench/${type}/#`, '-q', '1', '--expect', '800']);
+      await sub.readyLine;
+      const pub = await bench(['pub', ...conn, '-c', '2', '-t', `bench/${type}/%i`, '-q', '1', '-I', '0', '-F', '10', '-L', '400', '-s', '64']);
+      const subRun = await sub;
+      assert.equal(pub.code, 0, pub.stderr);
+      assert.equal(subRun.code, 0, subRun.stderr);
+      assert.equal(summaryOf(pub).published.acked, 400);
+      const s = summaryOf(subRun).received;
+      assert.deepEqual([s.count, s.lost, s.duplicated, s.outOfOrder], [800, 0, 0, 0]);
+    });
+  }
+
+  test('--certfile / --keyfile: a listener that requires client certificates takes the bench clients', async () => {
+    const conn = ['-h', '127.0.0.1', '-p', String(broker.portOf('ssl', 'mtls')), '-i', '0', '--json', '--ssl', '-d', '0.2'];
+    const ok = await bench(['conn', ...conn, '-c', '2', '--certfile', pki.files.clientCert, '--keyfile', pki.files.clientKey]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(summaryOf(ok).connections.connected, 2);
+    const refused = await bench(['conn', ...conn, '-c', '1']);
+    assert.equal(summaryOf(refused).connections.connected, 0);
   });
 });

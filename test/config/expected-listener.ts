@@ -16,6 +16,10 @@ export const LISTENER_BASE = {
   total_messages_burst: 0,
   total_bytes_rate: null,
   total_bytes_burst: 0,
+  // No topic prefix; the CONNECT's username and client id stand (EMQX: disabled).
+  mountpoint: '',
+  peer_cert_as_username: 'disabled',
+  peer_cert_as_clientid: 'disabled',
   // Authentication runs on every listener (EMQX: enable_authn = true).
   enable_authn: 'true',
 } as const;

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCertificate, type IssuedCertificate } from '../../src/transport/index.js';
+import { createCertificate, V2_SIGNATURE, type IssuedCertificate } from '../../src/transport/index.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 
 export interface Pki {
@@ -126,4 +126,44 @@ export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, m
     };
     emitter.once(event, on);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol v2 headers, crafted independently of the parser
+
+export function proxyTlv(type: number, value: Buffer): Buffer {
+  const b = Buffer.alloc(3);
+  b[0] = type;
+  b.writeUInt16BE(value.length, 1);
+  return Buffer.concat([b, value]);
+}
+
+/** A v2 header: command 1 = PROXY, 0 = LOCAL; family byte; address block; TLVs. */
+export function proxyV2(command: number, family: number, addresses: Buffer, tlvs: Buffer[] = []): Buffer {
+  const body = Buffer.concat([addresses, ...tlvs]);
+  const fixed = Buffer.alloc(4);
+  fixed[0] = 0x20 | command;
+  fixed[1] = family;
+  fixed.writeUInt16BE(body.length, 2);
+  return Buffer.concat([V2_SIGNATURE, fixed, body]);
+}
+
+export function proxyV2Tcp4(src: string, sport: number, dst: string, dport: number, tlvs: Buffer[] = []): Buffer {
+  const a = Buffer.alloc(12);
+  const ipv4 = (ip: string): number[] => ip.split('.').map(Number);
+  Buffer.from([...ipv4(src), ...ipv4(dst)]).copy(a, 0);
+  a.writeUInt16BE(sport, 8);
+  a.writeUInt16BE(dport, 10);
+  return proxyV2(1, 0x11, a, tlvs);
+}
+
+/**
+ * The PP2_TYPE_SSL TLV HAProxy sends with `send-proxy-v2-ssl-cn`: client flags (SSL 0x01,
+ * certificate on this connection 0x02), verify result (0 = verified), then the CN sub-TLV.
+ */
+export function proxySslCn(cn: string, verified = true): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = 0x01 | 0x02;
+  head.writeUInt32BE(verified ? 0 : 1, 1);
+  return proxyTlv(0x20, Buffer.concat([head, proxyTlv(0x21, Buffer.from('TLSv1.3')), proxyTlv(0x22, Buffer.from(cn))]));
 }

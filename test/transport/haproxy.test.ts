@@ -62,11 +62,14 @@ describe('behind HAProxy terminating TLS with send-proxy-v2', { skip: SKIP }, ()
   let b: ListenerBroker;
   let haproxy: Proc;
   let front: number;
+  /** A second frontend asking for client certificates, forwarding their CN (send-proxy-v2-ssl-cn). */
+  let mtls: number;
 
   before(async () => {
     pki = makePki('petrel-haproxy-');
-    b = await startWith([], { listeners: { tcp: { default: { proxy_protocol: true } } } });
+    b = await startWith([], { listeners: { tcp: { default: { proxy_protocol: true, peer_cert_as_username: 'cn' } } } });
     front = await freePort();
+    mtls = await freePort();
     const pem = join(pki.dir, 'haproxy.pem');
     writeFileSync(pem, pki.server.cert + pki.server.key, { mode: 0o600 });
     const cfg = join(pki.dir, 'haproxy.cfg');
@@ -81,8 +84,13 @@ describe('behind HAProxy terminating TLS with send-proxy-v2', { skip: SKIP }, ()
       'frontend mqtts',
       `  bind 127.0.0.1:${front} ssl crt ${pem}`,
       '  default_backend petrel',
+      'frontend mqtts-mtls',
+      `  bind 127.0.0.1:${mtls} ssl crt ${pem} ca-file ${pki.files.ca} verify required`,
+      '  default_backend petrel-cn',
       'backend petrel',
       `  server petrel1 127.0.0.1:${b.port} send-proxy-v2`,
+      'backend petrel-cn',
+      `  server petrel1 127.0.0.1:${b.port} send-proxy-v2-ssl-cn`,
       '',
     ].join('\n'));
     const check = spawnSync(HAPROXY!, ['-c', '-f', cfg], { encoding: 'utf8' });
@@ -90,6 +98,7 @@ describe('behind HAProxy terminating TLS with send-proxy-v2', { skip: SKIP }, ()
     // -db: stay in the foreground, so the test owns the process and kills it by PID.
     haproxy = new Proc(HAPROXY!, ['-db', '-f', cfg], { timeoutMs: 120_000 });
     await waitListening(front, haproxy);
+    await waitListening(mtls, haproxy);
   });
 
   after(async () => {
@@ -126,5 +135,22 @@ describe('behind HAProxy terminating TLS with send-proxy-v2', { skip: SKIP }, ()
     const line = logEvents(b.logs, 'client_connected').find((x) => x.clientid === 'mosq-behind-haproxy');
     assert.match(String(line?.peername), /^127\.0\.0\.9:\d+$/);
     assert.equal(b.petrel.listenerStats()[0]!.proxy_protocol_errors, 0);
+  });
+
+  test('peer_cert_as_username = cn: the CN of the client certificate HAProxy verified is the username', async () => {
+    const identities = new Map<string, string | undefined>();
+    b.petrel.hooks.on('client.authenticate', (info) => {
+      identities.set(info.clientId, `${info.username} ${info.certCommonName}`);
+      return 'ignore';
+    }, 1000);
+    const c = await connectMqtt(mtls, {
+      protocol: 'mqtts', ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key, clientId: 'mtls-behind-haproxy', username: 'claimed',
+    } as never);
+    assert.equal(identities.get('mtls-behind-haproxy'), 'device-1 device-1');
+    await endMqtt(c.client);
+    // Through the frontend without client certificates the CONNECT's username stands.
+    const plain = await connectMqtt(front, { protocol: 'mqtts', ca: pki.ca.cert, clientId: 'plain-behind-haproxy', username: 'own' } as never);
+    assert.equal(identities.get('plain-behind-haproxy'), 'own undefined');
+    await endMqtt(plain.client);
   });
 });

@@ -6,44 +6,15 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { encode } from '../../src/codec/index.js';
-import { parseProxyHeader, ProxyProtocolError, V2_SIGNATURE, type ProxyParse } from '../../src/transport/index.js';
+import { parseProxyHeader, ProxyProtocolError, type ProxyParse } from '../../src/transport/index.js';
 import { logEvents, RawClient, waitFor } from '../helpers/broker.js';
-import { makePki, once, sslOptions, startWith, type ListenerBroker, type Pki } from './fixtures.js';
+import { makePki, once, proxyTlv as tlv, proxyV2 as v2, proxyV2Tcp4 as v2Tcp4, sslOptions, startWith, type ListenerBroker, type Pki } from './fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // Crafting headers (independently of the parser)
 
 function v1(line: string): Buffer {
   return Buffer.from(`${line}\r\n`, 'latin1');
-}
-
-function ipv4Bytes(ip: string): number[] {
-  return ip.split('.').map(Number);
-}
-
-function tlv(type: number, value: Buffer): Buffer {
-  const b = Buffer.alloc(3);
-  b[0] = type;
-  b.writeUInt16BE(value.length, 1);
-  return Buffer.concat([b, value]);
-}
-
-/** A v2 header: command 1 = PROXY, 0 = LOCAL; family byte; address block; TLVs. */
-function v2(command: number, family: number, addresses: Buffer, tlvs: Buffer[] = []): Buffer {
-  const body = Buffer.concat([addresses, ...tlvs]);
-  const fixed = Buffer.alloc(4);
-  fixed[0] = 0x20 | command;
-  fixed[1] = family;
-  fixed.writeUInt16BE(body.length, 2);
-  return Buffer.concat([V2_SIGNATURE, fixed, body]);
-}
-
-function v2Tcp4(src: string, sport: number, dst: string, dport: number, tlvs: Buffer[] = []): Buffer {
-  const a = Buffer.alloc(12);
-  Buffer.from([...ipv4Bytes(src), ...ipv4Bytes(dst)]).copy(a, 0);
-  a.writeUInt16BE(sport, 8);
-  a.writeUInt16BE(dport, 10);
-  return v2(1, 0x11, a, tlvs);
 }
 
 function done(r: ProxyParse): Extract<ProxyParse, { done: true }> {

@@ -13,6 +13,8 @@ import {
 import { MetricName } from '../../observability/index.js';
 import { Session } from '../../session/index.js';
 import type { Channel } from '../channel.js';
+import { mountTopic, resolveMountpoint } from '../mountpoint.js';
+import { certifiedIdentity } from '../peer-cert.js';
 import { landingTopic } from './publish.js';
 
 /** MQTT 5 reason code -> 3.1.1 CONNACK return code, where 3.1.1 has one. */
@@ -71,8 +73,11 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
     return refuseConnect(ch, ReasonCode.ServerBusy, 'server busy: overload protection');
   }
 
-  let clientId = p.clientId;
-  if (cfg.use_username_as_clientid && p.username !== undefined && p.username.length > 0) clientId = p.username;
+  // peer_cert_as_username / peer_cert_as_clientid: the certificate's word over the CONNECT's.
+  const identity = certifiedIdentity(ch.io, p.username, p.clientId);
+  ch.username = identity.username;
+  let clientId = identity.clientId;
+  if (cfg.use_username_as_clientid && ch.username !== undefined && ch.username.length > 0) clientId = ch.username;
   let assigned = false;
   if (clientId.length === 0) {
     // 3.1 requires a client id; 3.1.1 allows an empty one only with Clean Session 1
@@ -87,6 +92,11 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.clientId = clientId;
   if (Buffer.byteLength(clientId) > cfg.max_clientid_len) {
     return refuseConnect(ch, ReasonCode.ClientIdentifierNotValid, `client identifier longer than ${cfg.max_clientid_len} bytes`);
+  }
+  const mountpoint = ch.io.clientSettings?.mountpoint;
+  if (mountpoint !== undefined && mountpoint !== '') {
+    ch.mountpoint = resolveMountpoint(mountpoint, clientId, ch.username);
+    if (ch.mountpoint === null) return refuseConnect(ch, ReasonCode.ClientIdentifierNotValid, 'a + or # in the client id or username cannot go into the mountpoint');
   }
   // Banned before anything is authenticated, on the address the PROXY protocol reported.
   const gate = broker.hooks.connectGate;
@@ -197,7 +207,7 @@ export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean
   }
   session.setExpiry(expiry);
   ch.session = session;
-  ch.will = p.will ?? null;
+  ch.will = p.will === undefined ? null : ch.mountpoint === null ? p.will : { ...p.will, topic: mountTopic(ch.mountpoint, p.will.topic) };
 
   // Keepalive: MQTT 5 Server Keep Alive overrides the client's [MQTT-3.2.2-21].
   let keepAlive = p.keepAlive;

@@ -17,6 +17,7 @@ import { PublishOutcome, type Message } from '../../broker/index.js';
 import { MetricName } from '../../observability/index.js';
 import { exceedsLevels, parseDelayed } from '../../topic/index.js';
 import type { Channel } from '../channel.js';
+import { mountTopic } from '../mountpoint.js';
 import { forwardable } from '../properties.js';
 
 /** Answers a QoS 1/2 PUBLISH with PUBACK / PUBREC carrying `code`. */
@@ -137,7 +138,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   }
   const msg: Message = {
     id: broker.newMessageId(),
-    topic,
+    topic: ch.mountpoint === null ? topic : mountTopic(ch.mountpoint, topic),
     payload: p.payload,
     qos: p.qos,
     retain: p.retain,

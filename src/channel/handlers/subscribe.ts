@@ -5,6 +5,7 @@
 import { MqttReasonError, PacketType, ReasonCode, SUBACK_FAILURE_V3, type QoS, type SubscribePacket, type UnsubscribePacket } from '../../codec/index.js';
 import { makeSubOptions, type Message } from '../../broker/index.js';
 import type { Channel } from '../channel.js';
+import { mountFilter } from '../mountpoint.js';
 
 export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
   const broker = ch.broker;
@@ -22,7 +23,9 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
       codes.push(v5 ? ReasonCode.NotAuthorized : SUBACK_FAILURE_V3);
       continue;
     }
-    const existing = session.subscriptions.get(raw);
+    // Authorized as the client wrote it; subscribed with the listener's mountpoint (EMQX).
+    const filter = ch.mountpoint === null ? raw : mountFilter(ch.mountpoint, raw);
+    const existing = session.subscriptions.get(filter);
     if (existing === undefined && session.subscriptions.size >= cfg.max_subscriptions) {
       broker.logger.info('subscribe_denied', { clientid: ch.clientId, topic: raw, reason: 'max_subscriptions' });
       codes.push(v5 ? ReasonCode.QuotaExceeded : SUBACK_FAILURE_V3);
@@ -31,7 +34,7 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
     // The server may grant a lower QoS than asked [MQTT-3.9.3-?]; mqtt.max_qos_allowed caps it.
     const qos = (req.qos > cfg.max_qos_allowed ? cfg.max_qos_allowed : req.qos) as QoS;
     const opts = makeSubOptions(qos, req.noLocal, req.retainAsPublished, req.retainHandling, subscriptionId);
-    const result = broker.subscribe(session, raw, opts);
+    const result = broker.subscribe(session, filter, opts);
     if (result.code >= 0x80) {
       if (result.code === ReasonCode.ProtocolError) {
         // [MQTT-3.8.3-4] No Local on a shared subscription.
@@ -42,7 +45,7 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
       continue;
     }
     // [MQTT-3.8.4-3] a repeated filter replaces the existing subscription.
-    session.addSubscription(raw, opts);
+    session.addSubscription(filter, opts);
     codes.push(result.code);
     if (broker.hooks.has('client.subscribe')) broker.hooks.run('client.subscribe', ch.clientInfo(), raw, qos);
     // Retained messages: never for shared subscriptions [MQTT-3.8.4-?]; Retain Handling 0 =
@@ -66,8 +69,9 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   const session = ch.session!;
   const codes: number[] = [];
   for (const raw of p.topicFilters) {
-    const had = session.removeSubscription(raw);
-    if (had) broker.unsubscribe(session, raw);
+    const filter = ch.mountpoint === null ? raw : mountFilter(ch.mountpoint, raw);
+    const had = session.removeSubscription(filter);
+    if (had) broker.unsubscribe(session, filter);
     codes.push(had ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     if (had && broker.hooks.has('client.unsubscribe')) broker.hooks.run('client.unsubscribe', ch.clientInfo(), raw);
   }

@@ -1,6 +1,7 @@
 /**
  * `petrel bench conn|sub|pub` options: emqtt-bench's names and meanings where it has them
- * (`-h -p -c -i -t -q -s -I -L -V -u -P -k -C -n -F -r --ifaddr --prefix`), plus what a
+ * (`-h -p -c -i -t -q -s -I -L -V -u -P -k -C -n -F -r --ifaddr --prefix --ssl --ws --certfile
+ * --keyfile`), plus what a
  * script needs (`--workers`, `--json`, `-d/--duration`, `--expect`, `--report-interval`).
  */
 import os from 'node:os';
@@ -51,6 +52,14 @@ export interface BenchOptions {
   /** Seconds to wait for outstanding acks when a publisher stops. */
   drainTimeout: number;
   quiet: boolean;
+  /** MQTT over TLS (server certificate not checked: a bench measures, it does not trust). */
+  ssl: boolean;
+  /** MQTT over WebSocket (with `ssl`: secure WebSocket) on `wsPath`, subprotocol mqtt. */
+  ws: boolean;
+  wsPath: string;
+  /** PEM client certificate and key for TLS; empty: none. */
+  certfile: string;
+  keyfile: string;
 }
 
 export const BENCH_USAGE = `Usage: petrel bench conn|sub|pub [options]
@@ -89,7 +98,10 @@ Options (emqtt-bench names):
       --drain-timeout S    pub: seconds to wait for outstanding acks at the end (default 10)
       --json               live lines as JSON on stderr, the summary as JSON on stdout
       --quiet              no live lines
-      --ssl, --ws          not supported yet (exit code 2)
+      --ssl                MQTT over TLS (the server certificate is not checked)
+      --ws                 MQTT over WebSocket (with --ssl: secure WebSocket)
+      --ws-path PATH       WebSocket path (default /mqtt)
+      --certfile, --keyfile FILE  client certificate and key for TLS
       --help               this text
 
 Live line (stderr, every second): connected, sent/s, received/s, latency p50/p99, and
@@ -98,7 +110,7 @@ index and a per-publisher sequence number; start sub before pub so sequence numb
 
 export class BenchUsageError extends Error {}
 
-const NOT_SUPPORTED = new Set(['--ssl', '--ws', '--certfile', '--keyfile', '--quic']);
+const NOT_SUPPORTED = new Set(['--quic']);
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
   const [cmd, ...args] = argv;
@@ -132,6 +144,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     reportInterval: 1000,
     drainTimeout: 10,
     quiet: false,
+    ssl: false,
+    ws: false,
+    wsPath: '/mqtt',
+    certfile: '',
+    keyfile: '',
   };
   for (let i = 0; i < args.length; i++) {
     let a = args[i]!;
@@ -164,7 +181,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       if (v === 'false') return false;
       throw new BenchUsageError(`option ${a}: ${JSON.stringify(v)} is not true or false`);
     };
-    if (NOT_SUPPORTED.has(a)) throw new BenchNotSupported(`${a} is not supported yet: petrel bench speaks plain TCP only`);
+    if (NOT_SUPPORTED.has(a)) throw new BenchNotSupported(`${a} is not supported yet: petrel bench speaks TCP, TLS and WebSocket`);
     switch (a) {
       case '-h': case '--host': o.host = value(); break;
       case '-p': case '--port': o.port = num(1, 65535); break;
@@ -197,6 +214,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case '--report-interval': o.reportInterval = num(50, 3_600_000); break;
       case '--drain-timeout': o.drainTimeout = num(0, 3600, false); break;
       case '--quiet': o.quiet = true; break;
+      case '--ssl': o.ssl = bool(); break;
+      case '--ws': o.ws = bool(); break;
+      case '--ws-path': o.wsPath = value(); break;
+      case '--certfile': o.certfile = value(); break;
+      case '--keyfile': o.keyfile = value(); break;
       default:
         throw new BenchUsageError(`unknown option ${a} for petrel bench ${cmd}`);
     }
@@ -205,6 +227,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   if (o.command === 'pub' && o.size < 20) {
     throw new BenchUsageError(`option -s: ${o.size} is below the 20-byte bench header (timestamp, publisher, sequence)`);
   }
+  if ((o.certfile === '') !== (o.keyfile === '')) throw new BenchUsageError('--certfile and --keyfile go together');
+  if (o.certfile !== '' && !o.ssl) throw new BenchUsageError('--certfile needs --ssl');
+  if (!o.wsPath.startsWith('/')) throw new BenchUsageError(`--ws-path: ${JSON.stringify(o.wsPath)} does not start with /`);
   if (o.workers > o.count) o.workers = o.count;
   if (o.command === 'pub' && (o.topic.includes('+') || o.topic.includes('#'))) throw new BenchUsageError(`a publish topic may not hold a wildcard: ${o.topic}`);
   return o;

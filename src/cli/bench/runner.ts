@@ -12,7 +12,7 @@
  * - no promise, no timer object per message or per connection: one pump, one rate timer and one
  *   housekeeping interval per thread.
  */
-import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   Decoder,
   encode,
@@ -27,6 +27,7 @@ import {
 import { Histogram, type SerializedHistogram } from './histogram.js';
 import { expandTopic, limitFor, type BenchOptions } from './options.js';
 import { nowUs, publisherKey, sendTimeOf, sequenceOf, writeHeader, hasHeader } from './payload.js';
+import { openTransport } from './transport.js';
 import { emptyTotals, SEEN_DUPLICATE, SEEN_OUT_OF_ORDER, SubscriberTracks, type SeqTotals } from './tracker.js';
 
 export interface ThreadSpec {
@@ -97,7 +98,7 @@ const DISCONNECT = Buffer.from([0xe0, 0x00]);
 
 class BenchClient implements PacketSink {
   state = State.Connecting;
-  readonly socket: net.Socket;
+  readonly socket: Duplex;
   readonly decoder: Decoder;
   /** Receive time of the chunk being decoded (µs, monotonic). */
   rxTime = 0;
@@ -139,8 +140,7 @@ class BenchClient implements PacketSink {
     const o = runner.options;
     this.decoder = new Decoder(this, { protocolVersion: o.version as ProtocolVersion });
     this.connectStart = nowUs();
-    this.socket = net.connect({ host: o.host, port: o.port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
-    this.socket.on('connect', () => this.onConnect());
+    this.socket = openTransport(o, localAddress, () => this.onConnect());
     this.socket.on('data', (chunk: Buffer) => {
       this.rxTime = nowUs();
       this.decoder.feed(chunk);
