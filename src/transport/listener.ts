@@ -20,6 +20,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ListenerClientSettings, PeerCertificate } from '../channel/index.js';
 import type { ListenerType, RateLimit, TcpListenerConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
 import { FLOW_KEYS, ListenerFlow, flowLimits, rateText, type FlowSettings } from './flow.js';
@@ -37,6 +38,12 @@ export interface AcceptedConnection {
   onClosed: (reason: string) => void;
   /** The listener's inbound rate limits (messages_rate, bytes_rate, total_*). */
   flow: ListenerFlow;
+  /** TLS is terminated here (ssl, wss): a close without DISCONNECT is `ssl_closed`. */
+  secure: boolean;
+  /** The client certificate verified at the handshake, or the CN a PROXY v2 header vouches for. */
+  peerCert: PeerCertificate | undefined;
+  /** mountpoint and peer_cert_as_* of the listener (one object, shared). */
+  clientSettings: ListenerClientSettings;
 }
 
 export interface ListenerDeps {
@@ -131,6 +138,7 @@ export abstract class Listener {
   /** Inbound rate limits of this listener's clients. */
   readonly flow: ListenerFlow;
   private flowSettings: FlowSettings;
+  readonly clientSettings: ListenerClientSettings;
 
   protected constructor(
     readonly type: ListenerType,
@@ -144,6 +152,11 @@ export abstract class Listener {
     this.bucket = this.rate === null ? null : new TokenBucket(this.rate, performance.now());
     this.flowSettings = pickFlow(config);
     this.flow = new ListenerFlow(this.id, flowLimits(this.flowSettings), deps.logger);
+    this.clientSettings = {
+      mountpoint: config.mountpoint,
+      peerCertAsUsername: config.peer_cert_as_username,
+      peerCertAsClientid: config.peer_cert_as_clientid,
+    };
   }
 
   /** The config key prefix of this listener, for messages: `listeners.ssl.default`. */
@@ -389,9 +402,9 @@ export abstract class Listener {
 
   /**
    * Hands `stream` to the broker. `raw` is the accepted TCP socket under it (the same object
-   * for plain TCP), no longer a pending one from here on.
+   * for plain TCP), no longer a pending one from here on. `peerCert`: see AcceptedConnection.
    */
-  protected deliver(stream: Duplex, raw: net.Socket, peer: PeerAddress): void {
+  protected deliver(stream: Duplex, raw: net.Socket, peer: PeerAddress, peerCert: PeerCertificate | undefined): void {
     this.pending.delete(raw);
     if (raw.destroyed) {
       stream.destroy();
@@ -404,6 +417,9 @@ export abstract class Listener {
       peerPort: peer.port,
       listener: this.id,
       flow: this.flow,
+      secure: this.type === 'ssl' || this.type === 'wss',
+      peerCert,
+      clientSettings: this.clientSettings,
       onClosed: (reason) => {
         if (counted) return;
         counted = true;
@@ -419,6 +435,16 @@ export abstract class Listener {
 }
 
 function ignore(): void {}
+
+/**
+ * The client certificate a PROXY protocol v2 header reports: only its CN, and only when the
+ * proxy says it verified it (TLS terminated by a load balancer, as the EMQX FAQ recommends).
+ */
+export function proxiedCertificate(header: ProxyHeader | undefined): PeerCertificate | undefined {
+  const ssl = header?.ssl;
+  if (ssl === undefined || !ssl.clientCert || !ssl.verified || ssl.cn === undefined) return undefined;
+  return { commonName: ssl.cn };
+}
 
 /** What `setLimits` may change; each field optional, in resolved units. */
 export interface ListenerLimits extends Partial<FlowSettings> {
