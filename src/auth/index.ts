@@ -18,6 +18,7 @@ import { BuiltInDatabaseAuthenticator, runChain, type Authenticator, type AuthnR
 import { Authorizer, type AuthzAction, type RuleSource } from './authz.js';
 import { TemplateError, buildAuthenticator, buildRuleSource, type Closable } from './backends/index.js';
 import type { Banned } from './banned.js';
+import { BuiltinRules } from './builtin-rules.js';
 import { AccessControl } from './gate.js';
 import { ScramAuthenticator } from './scram.js';
 import type { RecordStore } from '../store/index.js';
@@ -30,6 +31,7 @@ export { generateSalt, hashPassword, verifyPassword, type HashAlgorithm } from '
 export { UserImportError, UserStore, type NewUser, type StoredUser, type UserInfo } from './users.js';
 export { BAN_KINDS, Banned, BannedError, type BanEntry, type BanKind, type NewBan } from './banned.js';
 export { ScramAuthenticator, ScramUserStore, scramKeys, type ScramUser } from './scram.js';
+export { BuiltinRuleError, BuiltinRules, type BuiltinRule, type RuleSubject } from './builtin-rules.js';
 
 /** A problem with an auth file (acl.conf, bootstrap users) found at start or reload. */
 export class AuthConfigError extends Error {}
@@ -69,6 +71,8 @@ export class Auth {
   private readonly closables: Closable[] = [];
   /** Banned list, flapping detection, SCRAM, the built-in tables' persistence. */
   readonly access: AccessControl;
+  /** The built_in_database authorization sources, in source order. */
+  private readonly builtinRules: BuiltinRules[] = [];
 
   constructor(config: PetrelConfig, deps: AuthDeps) {
     this.logger = deps.logger;
@@ -102,6 +106,12 @@ export class Auth {
     const sources: RuleSource[] = [];
     for (const [name, cfg] of Object.entries(config.authorization.sources ?? {})) {
       if (!cfg.enable) continue;
+      if (cfg.type === 'built_in_database') {
+        const rules = new BuiltinRules(name);
+        this.builtinRules.push(rules);
+        sources.push(rules);
+        continue;
+      }
       if (cfg.type !== 'file') {
         sources.push(this.external(() => buildRuleSource(name, cfg, deps)));
         continue;
@@ -119,6 +129,7 @@ export class Auth {
       });
     };
     this.access = new AccessControl(config, chain, this.authorizer, deps.logger, deps.metrics);
+    for (const r of this.builtinRules) r.onChange = () => this.authorizer.clearCache();
   }
 
   /** The banned list (`petrel.banned`). */
@@ -132,6 +143,21 @@ export class Auth {
    */
   open(records: RecordStore): void {
     this.access.open(records);
+    for (const r of this.builtinRules) {
+      const n = r.open(records, (key, err) => this.logger.error('authorization_rules_skipped', { source: r.name, key, error: err.message }));
+      this.logger.notice('authorization_rules_loaded', { source: r.name, file: '(built_in_database)', rules: n });
+    }
+  }
+
+  /**
+   * The rules of the first built_in_database authorization source
+   * (`petrel.auth.rules.set('username', 'alice', [{ permission: 'allow', action: 'publish', topic: 't/#' }])`).
+   * Throws when none is configured.
+   */
+  get rules(): BuiltinRules {
+    const r = this.builtinRules[0];
+    if (r === undefined) throw new Error('no built_in_database authorization source: configure authorization.sources.<name>.type = "built_in_database" to manage rules');
+    return r;
   }
 
   /** Builds a backend-based authenticator or source; a bad setting becomes an AuthConfigError. */

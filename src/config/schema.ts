@@ -673,7 +673,7 @@ const SCHEMA: readonly KeySpec[] = [
   },
   {
     key: 'authorization.sources.<name>.type', type: 'string', pattern: oneOf(AUTHZ_SOURCE_TYPES), default: 'file', reloadable: false,
-    doc: 'Kind of rule source; sources are checked in the order their names first appear, the first matching rule decides. file: EMQX\'s acl.conf; redis, mysql, postgresql: a client\'s rows, fetched once per connection; http: a request per action and topic (cached).',
+    doc: 'Kind of rule source; sources are checked in the order their names first appear, the first matching rule decides. file: EMQX\'s acl.conf; built_in_database: rules per client id, username and for all kept by the broker (petrel.auth.rules); redis, mysql, postgresql: a client\'s rows, fetched once per connection; http: a request per action and topic (cached).',
   },
   {
     key: 'authorization.sources.<name>.enable', type: 'boolean', default: true, reloadable: false,

@@ -42,7 +42,7 @@ export const SALT_POSITIONS = ['disable', 'prefix', 'suffix'] as const;
 /** PBKDF2 MAC functions that OpenSSL 3 offers without its legacy provider. */
 export const PBKDF2_MAC_FUNS = ['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
 export const BOOTSTRAP_TYPES = ['plain', 'hash'] as const;
-export const AUTHZ_SOURCE_TYPES = ['file', 'http', 'redis', 'mysql', 'postgresql'] as const;
+export const AUTHZ_SOURCE_TYPES = ['file', 'built_in_database', 'http', 'redis', 'mysql', 'postgresql'] as const;
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ListenerType = (typeof LISTENER_TYPES)[number];
