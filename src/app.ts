@@ -3,6 +3,7 @@
  * `createBroker(values)` is the library entry point; `petrel start` uses it too.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ApiServer, CtlSocketServer, ctlSocketPath } from './api/index.js';
 import { Auth, type BanEntry, type Banned } from './auth/index.js';
@@ -20,7 +21,8 @@ import {
 import { Connection, addCommitter, removeCommitter, requestTurn, type Committer, type ConnectionInfo } from './connection/index.js';
 import { restoreDurableState } from './session/index.js';
 import { Hooks } from './hooks/index.js';
-import { Logger, Metrics, type LogSink } from './observability/index.js';
+import { Alarms, Logger, Metrics, Traces, type LogSink } from './observability/index.js';
+import { LiveConfig } from './live-config.js';
 import { MemoryRecordStore, MemoryRetainedStore, SqliteDurableStore, StoreError, type DurableStore, type RecordStore } from './store/index.js';
 import {
   FLOW_KEYS,
@@ -77,6 +79,15 @@ export class Petrel {
   readonly api: ApiServer | null;
   /** The owner-only Unix socket petrel ctl talks to (ctl.*), or null when disabled. */
   readonly ctl: CtlSocketServer | null;
+  /** Log traces of a client id, topic filter or IP (`/api/v5/trace`, `petrel ctl trace`). */
+  readonly traces: Traces;
+  /** Alarms raised and cleared (`/api/v5/alarms`); the overload monitor is a source. */
+  readonly alarmRegistry = new Alarms();
+  /** The config in force and its run-time changes (`/api/v5/configs`, `petrel ctl conf reload`). */
+  readonly liveConfig: LiveConfig;
+  /** What the config was read from (createBroker sets it), for `conf reload`. */
+  configSources: LoadConfigOptions = {};
+  private alarmPoll: NodeJS.Timeout | null = null;
   /** `$SYS/brokers/<node>/...` (sys_topics.*), published while started. */
   readonly sys: SysTopics;
   private started = false;
@@ -110,6 +121,14 @@ export class Petrel {
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
     this.committer = { commit: () => this.commitStore() };
     const management = new Management(this.broker);
+    this.traces = new Traces({
+      hooks: this.hooks,
+      dir: path.join(config.node.data_dir, 'trace'),
+      onWriteError: (t, err) => this.logger.error('trace_write_failed', { name: t.name, file: t.file, error: err.message }),
+    });
+    this.traces.onChange = () => management.retrace(this.traces);
+    this.alarmRegistry.watch(() => this.overload.alarm);
+    this.liveConfig = new LiveConfig(this);
     this.sys = new SysTopics(this.broker, management, {
       version: packageVersion(),
       listenerPort: (id) => this.listeners.find((l) => l.id === id)?.address.port,
@@ -121,6 +140,13 @@ export class Petrel {
         logger: this.logger,
         listeners: () => this.listenerStats(),
         running: () => this.started,
+        traces: this.traces,
+        alarms: this.alarmRegistry,
+        configs: this.liveConfig,
+        listenerAction: (id, action) => this.listenerAction(id, action),
+        records: () => this.records,
+        authenticators: () => this.auth.chain as never,
+        banned: () => this.auth.banned as never,
       })
       : null;
     const api = this.api;
@@ -131,6 +157,7 @@ export class Petrel {
 
   /** The REST API (when enabled) and the ctl socket, once the store is open. */
   private async startManagement(): Promise<void> {
+    this.alarmPoll ??= setInterval(() => this.alarmRegistry.poll(), 1000).unref();
     if (this.api === null) return;
     if (this.config.dashboard.listeners.http.enable) await this.api.start();
     else await this.api.build();
@@ -309,6 +336,9 @@ export class Petrel {
     this.sys.stop();
     await this.ctl?.stop();
     await this.api?.stop();
+    this.traces.close();
+    if (this.alarmPoll !== null) clearInterval(this.alarmPoll);
+    this.alarmPoll = null;
     const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();
     await closing;
@@ -357,6 +387,7 @@ export class Petrel {
         clientSettings: info.clientSettings,
         guard: this.forceShutdown,
         overload: this.overload,
+        tracer: this.traces.connectWatcher,
       },
       this.broker,
     );
@@ -418,6 +449,22 @@ export class Petrel {
     if (overload !== null) this.overload.set({ ...this.overload.config, ...overload } as OverloadProtectionConfig);
   }
 
+  /**
+   * Stops (its clients disconnected, reason `kicked`), starts or restarts one MQTT listener by
+   * id (`tcp:default`). False when there is no such listener.
+   */
+  async listenerAction(id: string, action: 'start' | 'stop' | 'restart'): Promise<boolean> {
+    const l = this.listeners.find((x) => x.id === id);
+    if (l === undefined) return false;
+    if (action !== 'start') {
+      const closing = l.stop();
+      for (const c of this.broker.clients()) if (c.listener === id) this.broker.kick(c.clientId);
+      await closing;
+    }
+    if (action !== 'stop') await l.start();
+    return true;
+  }
+
   /** Alarms raised now (overload protection), oldest first. */
   alarms(): Alarm[] {
     return this.overload.alarm === null ? [] : [this.overload.alarm];
@@ -467,5 +514,7 @@ function packageVersion(): string {
 /** Creates a broker from config values (the same shape as the TOML file); not yet started. */
 export function createBroker(values: object = {}, options: CreateBrokerOptions = {}): Petrel {
   const config = loadConfig({ ...options.sources, values });
-  return new Petrel(config, options);
+  const petrel = new Petrel(config, options);
+  petrel.configSources = { ...options.sources, values };
+  return petrel;
 }

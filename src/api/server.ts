@@ -15,7 +15,8 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Management } from '../broker/index.js';
 import type { PetrelConfig } from '../config/index.js';
-import type { Logger } from '../observability/index.js';
+import type { Alarms, Logger, Traces } from '../observability/index.js';
+import type { RecordStore } from '../store/index.js';
 import {
   ADMIN_USER,
   ApiKeys,
@@ -31,6 +32,10 @@ import { nodeRoutes } from './routes/node.js';
 import { publishRoutes } from './routes/publish.js';
 import { retainerRoutes } from './routes/retainer.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
+import { traceRoutes } from './routes/trace.js';
+import { opsRoutes } from './routes/ops.js';
+import { accessRoutes } from './routes/access.js';
+import { prometheusRoutes } from './routes/prometheus.js';
 
 /** Per-listener counters as the API shows them (the transport's ListenerStats has these). */
 export interface ApiListenerStats {
@@ -56,6 +61,61 @@ export interface ApiServerDeps {
   running(): boolean;
   /** Override the login limit (tests). */
   loginLimiter?: LoginLimiter;
+  /** Log traces (`/trace`); absent: no trace endpoints. */
+  traces?: Traces;
+  /** Alarms raised and cleared (`/alarms`, Prometheus). */
+  alarms?: Alarms;
+  /** The config in force and its run-time changes (`/configs`). */
+  configs?: ApiConfigs;
+  /** Stops, starts or restarts an MQTT listener by id (`tcp:default`); false when there is none. */
+  listenerAction?(id: string, action: 'start' | 'stop' | 'restart'): Promise<boolean>;
+  /** Control-plane records (API keys, dashboard admins); usable once the broker started. */
+  records?(): RecordStore;
+  /** Authenticators by name, for `/authentication` (the Auth object). */
+  authenticators?(): readonly ApiAuthenticator[];
+  /** The banned list (`/banned`). */
+  banned?(): ApiBanned;
+}
+
+/** What `/configs` needs (live-config.ts implements it). */
+export interface ApiConfigs {
+  view(): Record<string, unknown>;
+  /** Throws a ConfigError naming each bad key. */
+  update(settings: Readonly<Record<string, unknown>>, origin: string): Promise<Record<string, unknown>>;
+  reload(): Promise<{ file: string | null; applied: Record<string, unknown>; restart_needed: Record<string, unknown> }>;
+}
+
+/** A user table of a built-in authenticator (auth/users.ts UserStore). */
+export interface ApiUserTable {
+  add(user: { user_id: string; password: string; is_superuser?: boolean }): { user_id: string; is_superuser: boolean };
+  update(userId: string, change: { password?: string; is_superuser?: boolean }): { user_id: string; is_superuser: boolean };
+  remove(userId: string): boolean;
+  get(userId: string): { user_id: string; is_superuser: boolean } | undefined;
+  list(): { user_id: string; is_superuser: boolean }[];
+}
+
+export interface ApiAuthenticator {
+  readonly name: string;
+  /** `password_based:built_in_database`, ... */
+  readonly id: string;
+  readonly users?: ApiUserTable;
+}
+
+export interface ApiBanEntry {
+  readonly as: string;
+  readonly who: string;
+  readonly by: string;
+  readonly reason: string;
+  readonly at: number;
+  readonly until: number | null;
+}
+
+/** The banned list (auth/banned.ts). `add` throws on bad input (unknown `as`, bad address). */
+export interface ApiBanned {
+  add(ban: { as: string; who: string; by?: string; reason?: string; at?: number; until?: number | null }): ApiBanEntry;
+  remove(as: string, who: string): boolean;
+  list(): ApiBanEntry[];
+  clear(): number;
 }
 
 /** A request from the petrel ctl socket (api/ctl-socket.ts), answered by the same routes. */
@@ -73,6 +133,7 @@ export interface ApiContext {
   readonly version: string;
   readonly startedAt: number;
   readonly users: DashboardUsers;
+  readonly keys: ApiKeys;
   readonly limiter: LoginLimiter;
 }
 
@@ -100,6 +161,8 @@ export class ApiServer {
    * administrator without credentials. Random per process and never sent over the network.
    */
   private readonly ctlToken = randomBytes(32).toString('base64url');
+  /** Paths answered without credentials (Prometheus joins unless prometheus.enable_basic_auth). */
+  private readonly publicPaths = new Set(PUBLIC_PATHS);
 
   constructor(private readonly deps: ApiServerDeps) {
     this.app = Fastify({
@@ -117,6 +180,7 @@ export class ApiServer {
       version: packageVersion(),
       startedAt: Date.now(),
       users: this.users,
+      keys: this.keys,
       limiter: deps.loginLimiter ?? new LoginLimiter(),
     };
   }
@@ -134,7 +198,13 @@ export class ApiServer {
       const count = this.keys.loadFile(file);
       logger.notice('api_keys_loaded', { file, count });
     }
+    const records = this.deps.records?.();
+    if (records !== undefined) {
+      this.keys.open(records);
+      this.users.open(records);
+    }
     this.users.setPassword(ADMIN_USER, adminPassword(config.dashboard.default_password, config.node.data_dir, logger));
+    if (!config.prometheus.enable_basic_auth) this.publicPaths.add('/api/v5/prometheus/stats');
 
     const app = this.app;
     app.decorateRequest('principal', null);
@@ -165,6 +235,10 @@ export class ApiServer {
     subscriptionRoutes(app, this.ctx);
     publishRoutes(app, this.ctx);
     retainerRoutes(app, this.ctx);
+    traceRoutes(app, this.ctx);
+    opsRoutes(app, this.ctx);
+    accessRoutes(app, this.ctx);
+    prometheusRoutes(app, this.ctx);
     await app.ready();
   }
 
@@ -214,7 +288,7 @@ export class ApiServer {
       req.principal = { name: 'ctl', role: 'administrator', via: 'ctl' };
       return;
     }
-    if (PUBLIC_PATHS.has(path)) return;
+    if (this.publicPaths.has(path)) return;
     const header = req.headers.authorization;
     if (header === undefined || header === '') throw unauthorized('UNAUTHORIZED', 'credentials required: HTTP Basic with an API key, or Bearer with a login token');
     const space = header.indexOf(' ');

@@ -357,6 +357,11 @@ export class Broker {
     return this.sessions.get(clientId);
   }
 
+  /** Every registered session, connected or not (management listings). */
+  sessionHandles(): IterableIterator<SessionHandle> {
+    return this.sessions.values();
+  }
+
   registerSession(session: SessionHandle): void {
     this.sessions.set(session.clientId, session);
   }

@@ -17,5 +17,5 @@ export {
 } from './types.js';
 export { fnv1a } from './shared.js';
 export { Backpressure, type HoldablePublisher, type CongestedSubscriber, type BackpressureOptions } from './backpressure.js';
-export { Management, type SubscriptionInfo, type RouteInfo, type BrokerStats, type ManagementPublish, type ManagementSubscribeResult } from './management.js';
+export { Management, type OfflineSession, type SubscriptionInfo, type RouteInfo, type BrokerStats, type ManagementPublish, type ManagementSubscribeResult } from './management.js';
 export { SysTopics, SYS_EVENT_QUEUE_MAX, type SysTopicsOptions } from './sys.js';

@@ -12,6 +12,7 @@
  */
 import { ReasonCode, type Properties, type QoS } from '../codec/index.js';
 import { EXCLUSIVE_PREFIX, QUEUE_GROUP, QUEUE_PREFIX, SHARE_PREFIX, topicFilterError, topicNameError } from '../topic/index.js';
+import type { Traces } from '../observability/index.js';
 import type { StoredMessage } from '../store/index.js';
 import type { Broker } from './broker.js';
 import { makeSubOptions, type ClientSummary, type Message, type SessionHandle, type SubOptions } from './types.js';
@@ -67,19 +68,15 @@ export interface ManagementSubscribeResult {
   reason?: string;
 }
 
-/**
- * The session operations a management subscribe needs. The session implements them; the
- * SessionHandle the registry holds does not declare them yet, so they are checked at run time.
- */
-interface SubscribableSession extends SessionHandle {
-  addSubscription(filter: string, options: SubOptions): void;
-  removeSubscription(filter: string): boolean;
-}
-
-function subscribable(s: SessionHandle | undefined): s is SubscribableSession {
-  if (s === undefined) return false;
-  const t = s as Partial<SubscribableSession>;
-  return typeof t.addSubscription === 'function' && typeof t.removeSubscription === 'function';
+/** A session kept while its client is disconnected (EMQX lists these with connected: false). */
+export interface OfflineSession {
+  clientId: string;
+  /** Seconds (EMQX's expiry_interval); Infinity: never expires. */
+  sessionExpiryInterval: number;
+  subscriptions: number;
+  inflight: number;
+  mqueueLength: number;
+  mqueueDropped: number;
 }
 
 export class Management {
@@ -98,6 +95,23 @@ export class Management {
     return this.broker.clients();
   }
 
+  /** Sessions without a connection (persistent sessions waiting for their client). */
+  offlineSessions(): OfflineSession[] {
+    const out: OfflineSession[] = [];
+    for (const s of this.broker.sessionHandles()) {
+      if (s.online || this.broker.connection(s.clientId) !== undefined) continue;
+      out.push(offline(s));
+    }
+    return out;
+  }
+
+  /** One disconnected session, or undefined (connected or none). */
+  offlineSession(clientId: string): OfflineSession | undefined {
+    const s = this.broker.session(clientId);
+    if (s === undefined || s.online || this.broker.connection(clientId) !== undefined) return undefined;
+    return offline(s);
+  }
+
   client(clientId: string): ClientSummary | undefined {
     return this.broker.connection(clientId)?.summary();
   }
@@ -105,6 +119,22 @@ export class Management {
   /** Kicks one client (DISCONNECT 0x98 on MQTT 5, reason `kicked`). False when not connected. */
   kick(clientId: string): boolean {
     return this.broker.kick(clientId);
+  }
+
+  /**
+   * Attaches to every connected client the tracer of the traces that match it now, or detaches
+   * it (a trace started or stopped while they are connected). Returns how many are traced.
+   */
+  retrace(traces: Traces): number {
+    let traced = 0;
+    for (const c of this.broker.clients()) {
+      const conn = this.broker.connection(c.clientId);
+      if (conn?.setTracer === undefined) continue;
+      const tracer = traces.forClient(c);
+      conn.setTracer(tracer);
+      if (tracer !== null) traced++;
+    }
+    return traced;
   }
 
   /** Kicks each listed client; returns those that were connected. */
@@ -155,7 +185,7 @@ export class Management {
    */
   subscribe(clientId: string, topic: string, qos: QoS, opts: { nl?: boolean; rap?: boolean; rh?: 0 | 1 | 2 } = {}): ManagementSubscribeResult | undefined {
     const session = this.broker.session(clientId);
-    if (!subscribable(session)) return undefined;
+    if (session === undefined) return undefined;
     const err = topicFilterError(stripPrefix(topic));
     if (err !== null) return { code: ReasonCode.TopicFilterInvalid, reason: err };
     const max = this.broker.config.mqtt.max_qos_allowed;
@@ -177,7 +207,7 @@ export class Management {
   /** Removes a subscription of a client's session. Undefined when the client has no session. */
   unsubscribe(clientId: string, topic: string): boolean | undefined {
     const session = this.broker.session(clientId);
-    if (!subscribable(session)) return undefined;
+    if (session === undefined) return undefined;
     const had = session.removeSubscription(topic);
     if (had) this.broker.unsubscribe(session, topic);
     return had;
@@ -258,6 +288,17 @@ export class Management {
   metrics(): Record<string, number> {
     return this.broker.metrics.snapshot();
   }
+}
+
+function offline(s: SessionHandle): OfflineSession {
+  return {
+    clientId: s.clientId,
+    sessionExpiryInterval: s.expiryInterval / 1000,
+    subscriptions: s.subscriptions.size,
+    inflight: s.inflight.size,
+    mqueueLength: s.mqueue.length,
+    mqueueDropped: s.mqueueDropped,
+  };
 }
 
 function info(clientId: string, filter: string, opts: SubOptions, group: string | undefined): SubscriptionInfo {

@@ -4,7 +4,7 @@
  * and a `ConnectionHandle` let the client registry take over, discard and kick.
  */
 import type { PublishTemplate, QoS } from '../codec/index.js';
-import type { DisconnectReason } from '../observability/index.js';
+import type { DisconnectReason, PacketTracer } from '../observability/index.js';
 import type { StoredMessage } from '../store/index.js';
 
 /** A routed message; `wire` caches encodings per wire form during fan-out. */
@@ -65,10 +65,21 @@ export interface Subscriber {
   deliver(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[]): void;
 }
 
-/** A session as the client registry sees it. */
+/** A session as the client registry and the management facade see it. */
 export interface SessionHandle extends Subscriber {
   /** Ends the session: drops its subscriptions and queued messages, cancels its timers. */
   terminate(reason: string): void;
+  /** Records a subscription the broker accepted (SUBSCRIBE, or the management API for it). */
+  addSubscription(filter: string, options: SubOptions): void;
+  /** Forgets a subscription; true when it had one. The caller removes the route. */
+  removeSubscription(filter: string): boolean;
+  /** Session expiry interval in ms (0: ends with the connection; Infinity: never). */
+  readonly expiryInterval: number;
+  /** Counts shown by listings of disconnected sessions. */
+  readonly subscriptions: { readonly size: number };
+  readonly inflight: { readonly size: number };
+  readonly mqueue: { readonly length: number };
+  readonly mqueueDropped: number;
 }
 
 /** Summary of a connected client for the management API and `$SYS`. */
@@ -98,6 +109,8 @@ export interface ConnectionHandle {
    */
   closeByServer(reason: DisconnectReason): void;
   summary(): ClientSummary;
+  /** Starts or stops tracing its packets (a trace started or stopped while it is connected). */
+  setTracer?(tracer: PacketTracer | null): void;
 }
 
 /** What `Broker.publish` did with a message. */

@@ -26,7 +26,7 @@ import {
 } from '../codec/index.js';
 import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Message } from '../broker/index.js';
 import type { ClientInfo, ConnectGate } from '../hooks/index.js';
-import { MetricName, type DisconnectReason } from '../observability/index.js';
+import { MetricName, type DisconnectReason, type PacketTracer } from '../observability/index.js';
 import type { Session, SessionOutlet } from '../session/index.js';
 import { handleAuth, startEnhancedAuth, type EnhancedAuth } from './handlers/auth.js';
 import { handleConnect, refuseConnect } from './handlers/connect.js';
@@ -360,6 +360,11 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
       info.certPem = cert.pem;
     }
     return info;
+  }
+
+  /** ConnectionHandle: a trace started or stopped while this client is connected. */
+  setTracer(tracer: PacketTracer | null): void {
+    this.io.setTracer?.(tracer);
   }
 
   summary(): ClientSummary {

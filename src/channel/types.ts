@@ -1,4 +1,5 @@
 import type { PeerCertAs } from '../config/index.js';
+import type { PacketTracer } from '../observability/index.js';
 
 /**
  * A client certificate the transport verified: the TLS handshake's (all fields), or only the CN
@@ -57,6 +58,8 @@ export interface ChannelIO {
   readonly listener: string;
   /** Counts a closed connection by reason on its listener. */
   countShutdown(reason: string): void;
+  /** Starts or stops tracing the packets of this connection (absent: not traceable). */
+  setTracer?(tracer: PacketTracer | null): void;
   /** True while overload protection refuses new connections (absent: never). */
   readonly overloaded?: boolean;
   /** The verified client certificate (absent: none) and the listener's settings (absent: none). */

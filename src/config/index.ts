@@ -32,6 +32,7 @@ export type {
   DurableStorageConfig,
   SysTopicsConfig,
   CtlConfig,
+  PrometheusConfig,
   BindAddress,
   RateLimit,
   RateLimitWithBurst,

@@ -744,6 +744,11 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'api_key.bootstrap_file', type: 'string', default: '', reloadable: false,
     doc: 'File of API keys read at start, one "key:secret:role" per line (role administrator or viewer; default administrator).',
   },
+  // prometheus
+  {
+    key: 'prometheus.enable_basic_auth', type: 'boolean', default: false, reloadable: false,
+    doc: 'Ask credentials for GET /api/v5/prometheus/stats (EMQX: off, so scrapers need no key).',
+  },
   // ctl (petrel ctl's local socket)
   {
     key: 'ctl.enable', type: 'boolean', default: true, reloadable: false,

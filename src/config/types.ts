@@ -258,6 +258,11 @@ export interface ApiKeyConfig {
   readonly bootstrap_file: string;
 }
 
+/** `prometheus.*`. */
+export interface PrometheusConfig {
+  readonly enable_basic_auth: boolean;
+}
+
 /** `ctl.*`: the Unix socket `petrel ctl` talks to. */
 export interface CtlConfig {
   readonly enable: boolean;
@@ -383,4 +388,5 @@ export interface PetrelConfig {
   readonly api_key: ApiKeyConfig;
   readonly sys_topics: SysTopicsConfig;
   readonly ctl: CtlConfig;
+  readonly prometheus: PrometheusConfig;
 }

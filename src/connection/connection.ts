@@ -25,7 +25,7 @@ import type { Duplex } from 'node:stream';
 import { Decoder, PacketType, type MqttReasonError, type Packet, type PacketSink } from '../codec/index.js';
 import type { Broker, TimerEntry, TimerTask } from '../broker/index.js';
 import { Channel, type ChannelIO, type ListenerClientSettings, type PeerCertificate } from '../channel/index.js';
-import { MetricName, type Counter } from '../observability/index.js';
+import { MetricName, type Counter, type PacketTracer } from '../observability/index.js';
 import {
   ClientFlow,
   type FlowKind,
@@ -54,6 +54,8 @@ export interface ConnectionInfo {
   guard?: ForceShutdown;
   /** Overload protection: new CONNECTs are refused while it says so. */
   overload?: OverloadMonitor;
+  /** Set while a client or IP trace runs: looks at the CONNECT (observability/trace.ts). */
+  tracer?: PacketTracer | null;
   /** TLS terminated by the listener: a close without DISCONNECT is `ssl_closed`. */
   secure?: boolean;
   /** The verified client certificate, and the listener's mountpoint / peer_cert_as_*. */
@@ -204,6 +206,8 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   private resumer: FlowResume | null = null;
   /** Lowest mqueue length seen while connected (force_shutdown.max_mailbox_size). */
   private mqueueLow = Infinity;
+  /** Non-null only while this client is traced (or its CONNECT is awaited by a trace). */
+  private tracer: PacketTracer | null;
 
   constructor(
     private readonly socket: Duplex,
@@ -221,6 +225,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.cBytesOut = broker.metrics.counter(MetricName.bytesSent);
     this.cPacketsIn = broker.metrics.counter(MetricName.packetsReceived);
     this.listenerFlow = info.flow ?? null;
+    this.tracer = info.tracer ?? null;
     info.guard?.add(this);
     this.lastReceived = broker.wheel.now;
     // Until CONNECT arrives, mqtt.idle_timeout applies [MQTT-3.1.4-?] (EMQX idle_timeout).
@@ -269,6 +274,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   // PacketSink
   onPacket(packet: Packet): void {
     this.cPacketsIn.value++;
+    if (this.tracer !== null) this.tracer = this.tracer.received(packet, this);
     const flow = this.flow;
     if (
       flow !== null &&
@@ -442,6 +448,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   // ChannelIO
   send(bytes: Buffer): void {
     if (this.closed) return;
+    if (this.tracer !== null) this.tracer.sent(bytes);
     (this.pending ??= []).push(bytes);
     this.pendingBytes += bytes.length;
     if (!this.dirty) {
@@ -452,6 +459,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   sendAck(first: number, packetId: number): void {
     if (this.closed) return;
+    if (this.tracer !== null) this.tracer.sentAck(first, packetId);
     (this.pending ??= []).push((first << 16) | packetId);
     this.pendingBytes += 4;
     if (!this.dirty) {
@@ -466,6 +474,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
       this.send(patchedCopy(template, packetIdOffset, packetId, dup));
       return;
     }
+    if (this.tracer !== null) this.tracer.sentPublish(template, packetIdOffset, packetId, dup);
     (this.pending ??= []).push(template, -1 - ((packetIdOffset << 1) | (dup ? 1 : 0)) * 65536 - packetId);
     this.pendingBytes += template.length;
     if (!this.dirty) {
@@ -567,6 +576,11 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   holdReading(on: boolean): void {
     if (!this.closed) this.setPaused(PAUSED_BY_BACKPRESSURE, on);
+  }
+
+  /** Starts or stops tracing this client (a trace started or stopped while it is connected). */
+  setTracer(tracer: PacketTracer | null): void {
+    this.tracer = tracer;
   }
 
   stopDecoding(): void {

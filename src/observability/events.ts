@@ -74,6 +74,9 @@ export const LogEvent = {
   ctl_socket_started: 'ctl_socket_started',
   ctl_socket_failed: 'ctl_socket_failed',
   ctl_request_failed: 'ctl_request_failed',
+  trace_write_failed: 'trace_write_failed',
+  config_changed: 'config_changed',
+  config_reloaded: 'config_reloaded',
 } as const;
 export type LogEventName = keyof typeof LogEvent;
 

@@ -81,6 +81,7 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
   dashboard: { listeners: { http: { enable: true, bind: { host: '0.0.0.0', port: 18083 } } }, default_password: '' },
   api_key: { bootstrap_file: '' },
   ctl: { enable: true, socket: 'petrel.sock' },
+  prometheus: { enable_basic_auth: false },
   // No authenticator and no authorization source unless the config names one (EMQX: anonymous
   // access, no_match allow).
   authorization: { no_match: 'allow', deny_action: 'ignore', cache: { enable: true, max_size: 32, ttl: 60_000 } },

@@ -3,7 +3,7 @@
  * subscribe and unsubscribe on its behalf.
  */
 import type { FastifyInstance } from 'fastify';
-import type { ClientSummary } from '../../broker/index.js';
+import type { ClientSummary, OfflineSession } from '../../broker/index.js';
 import { ApiError, badRequest, errorSchema, notFound } from '../errors.js';
 import { metaSchema, pageProperties, paginate, type PageQuery } from '../pagination.js';
 import type { ApiContext } from '../server.js';
@@ -115,6 +115,29 @@ export function clientView(node: string, c: ClientSummary, cfg: { max_inflight: 
   };
 }
 
+/** A persistent session whose client is away, as EMQX lists it: `connected: false`. */
+export function offlineView(node: string, s: OfflineSession, cfg: { max_inflight: number; max_mqueue_len: number; max_awaiting_rel: number; max_subscriptions: number }): Record<string, unknown> {
+  return {
+    node,
+    clientid: s.clientId,
+    username: null,
+    proto_name: 'MQTT',
+    connected: false,
+    conn_state: 'disconnected',
+    clean_start: false,
+    expiry_interval: Number.isFinite(s.sessionExpiryInterval) ? s.sessionExpiryInterval : 4294967295,
+    durable: false,
+    subscriptions_cnt: s.subscriptions,
+    subscriptions_max: Number.isFinite(cfg.max_subscriptions) ? cfg.max_subscriptions : 'infinity',
+    inflight_cnt: s.inflight,
+    inflight_max: cfg.max_inflight,
+    mqueue_len: s.mqueueLength,
+    mqueue_max: Number.isFinite(cfg.max_mqueue_len) ? cfg.max_mqueue_len : 'infinity',
+    mqueue_dropped: s.mqueueDropped,
+    awaiting_rel_max: Number.isFinite(cfg.max_awaiting_rel) ? cfg.max_awaiting_rel : 'infinity',
+  };
+}
+
 export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const m = ctx.management;
   const view = (c: ClientSummary): Record<string, unknown> => clientView(ctx.node, c, ctx.deps.config.mqtt);
@@ -122,7 +145,7 @@ export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: ClientsQuery }>('/api/v5/clients', {
     schema: {
       tags: ['clients'],
-      summary: 'Connected clients, filtered and paged',
+      summary: 'Clients, filtered and paged: connected ones, then persistent sessions whose client is away (connected: false)',
       querystring: {
         type: 'object',
         additionalProperties: false,
@@ -144,27 +167,38 @@ export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
   }, async (req) => {
     const q = req.query;
     const ids = q.clientid === undefined ? null : new Set(q.clientid);
-    const list = m.clients().filter((c) =>
+    const list = q.conn_state === 'disconnected' ? [] : m.clients().filter((c) =>
       (q.node === undefined || q.node === ctx.node) &&
       (ids === null || ids.has(c.clientId)) &&
       (q.username === undefined || c.username === q.username) &&
       (q.ip_address === undefined || c.peerHost === q.ip_address) &&
-      (q.conn_state === undefined || q.conn_state === 'connected') &&
+      (q.conn_state === undefined || q.conn_state !== 'idle') &&
       (q.clean_start === undefined || c.cleanStart === q.clean_start) &&
       (q.proto_ver === undefined || c.protocolVersion === q.proto_ver) &&
       (q.like_clientid === undefined || c.clientId.includes(q.like_clientid)) &&
       (q.like_username === undefined || (c.username ?? '').includes(q.like_username)),
     );
-    const page = paginate(list, q);
-    return { data: page.data.map(view), meta: page.meta };
+    const rows: Record<string, unknown>[] = q.conn_state === 'disconnected' ? [] : list.map(view);
+    // A disconnected session has no username, address or protocol to match on.
+    if ((q.conn_state === undefined || q.conn_state === 'disconnected') && q.username === undefined && q.ip_address === undefined &&
+      q.proto_ver === undefined && q.like_username === undefined && q.clean_start !== true && (q.node === undefined || q.node === ctx.node)) {
+      for (const s of m.offlineSessions()) {
+        if ((ids === null || ids.has(s.clientId)) && (q.like_clientid === undefined || s.clientId.includes(q.like_clientid))) {
+          rows.push(offlineView(ctx.node, s, ctx.deps.config.mqtt));
+        }
+      }
+    }
+    return paginate(rows, q);
   });
 
   app.get<{ Params: { clientid: string } }>('/api/v5/clients/:clientid', {
     schema: { tags: ['clients'], summary: 'One connected client', params: clientIdParams, response: { 200: clientSchema, 404: errorSchema } },
   }, async (req) => {
     const c = m.client(req.params.clientid);
-    if (c === undefined) throw notFoundClient(req.params.clientid);
-    return view(c);
+    if (c !== undefined) return view(c);
+    const s = m.offlineSession(req.params.clientid);
+    if (s === undefined) throw notFoundClient(req.params.clientid);
+    return offlineView(ctx.node, s, ctx.deps.config.mqtt);
   });
 
   app.delete<{ Params: { clientid: string } }>('/api/v5/clients/:clientid', {
