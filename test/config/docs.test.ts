@@ -27,9 +27,9 @@ test('the rendered docs have one row per key with its default, and one table per
   assert.ok(text.includes('| `mqtt.idle_timeout` | duration, or infinity | `"15s"` | yes |'));
   assert.ok(text.includes('| `log.level` | one of debug, info, notice, warning, error | `"notice"` | yes |'));
   const sections = [...text.matchAll(/^## (\w+)$/gm)].map((m) => m[1]);
-  assert.deepEqual(sections.slice(-17), [
+  assert.deepEqual(sections.slice(-18), [
     'node', 'log', 'listeners', 'mqtt', 'force_shutdown', 'backpressure', 'overload_protection', 'retainer', 'delayed', 'durable_storage',
-    'authentication', 'authorization', 'flapping_detect', 'dashboard', 'sys_topics', 'api_key', 'ctl',
+    'authentication', 'authorization', 'flapping_detect', 'dashboard', 'sys_topics', 'api_key', 'prometheus', 'ctl',
   ]);
 });
 
