@@ -24,7 +24,8 @@ export const PETREL_TCP_ONLY = [
   'dashboard.listeners.http.enable=false',
 ];
 
-export async function startPetrel(port: number, extraSet: string[] = [], nodeArgs: string[] = []): Promise<RunningPeer> {
+/** `waitPorts`: further listeners (ssl, ws, wss) that must accept before the broker counts as up. */
+export async function startPetrel(port: number, extraSet: string[] = [], nodeArgs: string[] = [], waitPorts: readonly number[] = []): Promise<RunningPeer> {
   const sets = [`listeners.tcp.default.bind=127.0.0.1:${port}`, 'log.level=warning', ...PETREL_COMPARE_SETTINGS, ...extraSet];
   const child = spawn(process.execPath, [...nodeArgs, BIN, 'start', ...sets.flatMap((s) => ['--set', s])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -32,6 +33,7 @@ export async function startPetrel(port: number, extraSet: string[] = [], nodeArg
   const output = tail(child);
   try {
     await waitForPort(port, child);
+    for (const p of waitPorts) await waitForPort(p, child);
   } catch (err) {
     await stopChild(child);
     throw new Error(`petrel: ${(err as Error).message}\n${output()}`);
