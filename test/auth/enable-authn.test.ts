@@ -32,14 +32,15 @@ test('enable_authn = false with a required client certificate: the certificate i
   const b: ListenerBroker = await startWith(['ssl'], {
     authentication: { db: { backend: 'built_in_database' } },
     listeners: {
-      ssl: { default: { enable_authn: false, ssl_options: sslOptions(pki, { verify: 'verify_peer', fail_if_no_peer_cert: true }) } },
+      ssl: { default: { enable_authn: false, peer_cert_as_username: 'cn', ssl_options: sslOptions(pki, { verify: 'verify_peer', fail_if_no_peer_cert: true }) } },
     },
   });
   try {
     b.petrel.auth.users.add({ user_id: 'alice', password: 'pw' });
     const tls = { protocol: 'mqtts', ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key };
-    // No username, no password: the verified certificate alone lets the device in.
+    // No username, no password: the verified certificate alone lets the device in, named by its CN.
     assert.equal(await code(b.portOf('ssl'), { ...tls, clientId: 'dev' }), 0);
+    assert.ok(b.logs.records().some((l) => l.event === 'client_connected' && l.clientid === 'dev' && l.username === 'device-1'));
     // A username without a password too: nothing on this listener asks for one.
     assert.equal(await code(b.portOf('ssl'), { ...tls, clientId: 'dev', username: 'alice' }), 0);
     // The tcp listener still runs the chain.
