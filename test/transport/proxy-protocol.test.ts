@@ -2,7 +2,10 @@
 // listeners with proxy_protocol = true taking the client address from the header.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { encode } from '../../src/codec/index.js';
@@ -268,3 +271,36 @@ describe('listeners with proxy_protocol = true', () => {
     ws.terminate();
   });
 });
+
+describe('the PROXY header address is the one authorization and the client list see', () => {
+  test('an acl.conf ipaddr rule matches the header source, not the proxy; clients() reports it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'petrel-pp-acl-'));
+    const acl = join(dir, 'acl.conf');
+    writeFileSync(acl, '{allow, {ipaddr, "192.0.2.0/24"}, publish, ["acl/#"]}.\n{deny, all, publish, ["acl/#"]}.\n');
+    const b = await startWith([], {
+      listeners: { tcp: { default: { proxy_protocol: true } } },
+      authorization: { no_match: 'allow', sources: { file: { path: acl } } },
+    });
+    try {
+      const via = async (src: string, clientId: string): Promise<RawClient> => {
+        const c = await RawClient.tcp(b.portOf('tcp'), 5);
+        c.sendBytes(v2Tcp4(src, 40000, '127.0.0.1', 1883));
+        assert.equal((await c.connect(clientId)).reasonCode, 0);
+        return c;
+      };
+      const inside = await via('192.0.2.10', 'pp-acl-in');
+      const outside = await via('198.51.100.7', 'pp-acl-out');
+      assert.equal((await inside.publish('acl/x', 'ok', 1))!.reasonCode, 0x10, 'allowed (no subscribers)');
+      assert.equal((await outside.publish('acl/x', 'no', 1))!.reasonCode, 0x87, 'denied from the other address');
+      const hosts = Object.fromEntries(b.petrel.broker.clients().map((c) => [c.clientId, c.peerHost]));
+      assert.equal(hosts['pp-acl-in'], '192.0.2.10');
+      assert.equal(hosts['pp-acl-out'], '198.51.100.7');
+      inside.destroy();
+      outside.destroy();
+    } finally {
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
