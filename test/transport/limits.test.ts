@@ -2,7 +2,7 @@
 // lost), max_connections holds under a flood, counters per listener; the token bucket itself.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TokenBucket } from '../../src/transport/index.js';
+import { TokenBucket, WAIT_LIMIT } from '../../src/transport/index.js';
 import { assertServing, logEvents, RawClient, waitFor } from '../helpers/broker.js';
 import { startWith } from './fixtures.js';
 
@@ -121,6 +121,53 @@ describe('max_connections under a connection flood', () => {
       for (const c of kept) await c.sync();
       for (const c of kept) c.destroy();
     } finally {
+      await b.stop();
+    }
+  });
+});
+
+describe('max_conn_rate and max_connections under one flood', () => {
+  test('both limits hold: 500 wait for the rate, 20 are refused by max_connections, the established one is served', async () => {
+    // 1 token per 10 s: the established client takes it, every flood socket after it waits.
+    const b = await startWith([], { listeners: { tcp: { default: { max_conn_rate: '1/10s', max_connections: 501 } } } });
+    const flood: RawClient[] = [];
+    try {
+      const established = await RawClient.tcp(b.port);
+      assert.equal((await established.connect('before-flood')).reasonCode, 0);
+      for (let i = 0; i < 520; i++) flood.push(await RawClient.tcp(b.port));
+      await waitFor(() => flood.filter((c) => c.closed).length >= 20, 5000, '20 of the flood closed');
+      const stats = b.petrel.listenerStats()[0]!;
+      assert.equal(stats.current_connections, 501);
+      assert.equal(stats.rate_waiting, 500);
+      assert.equal(stats.refused, 20);
+      // The last 20 are the refused ones (no CONNACK: the socket is closed at accept, as EMQX does).
+      assert.deepEqual(flood.map((c, i) => (c.closed ? i : -1)).filter((i) => i >= 0), Array.from({ length: 20 }, (_, i) => 500 + i));
+      assert.ok(logEvents(b.logs, 'listener_max_connections').length >= 1, 'refusal logged');
+      // The established client is not held up by the flood.
+      await established.sync();
+      // Lifting the rate lets the waiting sockets in; none was lost.
+      b.petrel.listeners[0]!.setLimits({ max_conn_rate: null });
+      const acks = await Promise.all(flood.slice(0, 500).map((c, i) => c.connect(`waited-${i}`)));
+      assert.ok(acks.every((a) => a.reasonCode === 0));
+      established.destroy();
+    } finally {
+      for (const c of flood) c.destroy();
+      await b.stop();
+    }
+  });
+
+  test('the wait queue is bounded (WAIT_LIMIT): the socket beyond it is refused and logged', async () => {
+    const b = await startWith([], { listeners: { tcp: { default: { max_conn_rate: '1/10s' } } } });
+    const flood: RawClient[] = [];
+    try {
+      for (let i = 0; i < WAIT_LIMIT + 3; i++) flood.push(await RawClient.tcp(b.port));
+      await waitFor(() => flood.filter((c) => c.closed).length >= 2, 5000, 'two beyond the queue closed');
+      const stats = b.petrel.listenerStats()[0]!;
+      assert.equal(stats.rate_waiting, WAIT_LIMIT);
+      assert.equal(stats.refused, 2);
+      assert.ok(logEvents(b.logs, 'listener_conn_rate_queue_full').length >= 1);
+    } finally {
+      for (const c of flood) c.destroy();
       await b.stop();
     }
   });
