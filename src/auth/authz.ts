@@ -37,6 +37,11 @@ export interface RuleSource {
   readonly fetch?: (info: ClientInfo) => Promise<readonly AclRule[]>;
   /** One client's rules, at hand without I/O (built_in_database): asked on each cache miss. */
   readonly rulesFor?: (info: ClientInfo) => readonly AclRule[];
+  /**
+   * Decides one request by I/O (http): allow, deny, or nomatch (the next source decides).
+   * Asked only on a cache miss; must not reject (a failure is nomatch, reported by the source).
+   */
+  readonly decide?: (info: ClientInfo, action: AuthzAction, topic: string, detail: AuthzDetail | undefined) => Promise<'allow' | 'deny' | 'nomatch'>;
 }
 
 /** The PUBLISH's QoS and retain flag (for subscribe: the requested QoS, retain false). */
@@ -60,6 +65,8 @@ class ClientState {
   /** Rules that came with the credentials (JWT acl claim), and until when they apply. */
   acl: readonly AclRule[] | undefined = undefined;
   aclExpiresAt = Infinity;
+  /** Decisions an asynchronous source is working on, by cache key: one request per key. */
+  waiting: Map<string, Promise<'allow' | 'deny'>> | undefined = undefined;
   constructor(readonly peerHost: string, readonly peerPort: number, public superuser: boolean) {}
 
   same(info: ClientInfo): boolean {
@@ -92,7 +99,7 @@ export class Authorizer {
 
   constructor(readonly config: AuthorizationConfig, readonly sources: RuleSource[], metrics: Metrics) {
     this.perClient = sources.some((s) => s.fetch !== undefined);
-    this.conditional = this.perClient || sources.some((s) => s.rulesFor !== undefined || s.rules.some(hasConditions));
+    this.conditional = this.perClient || sources.some((s) => s.rulesFor !== undefined || s.decide !== undefined || s.rules.some(hasConditions));
     this.noMatchAllow = config.no_match === 'allow';
     this.cacheOn = config.cache.enable;
     this.maxSize = config.cache.max_size;
@@ -190,10 +197,21 @@ export class Authorizer {
   }
 
   /**
-   * The decision for one PUBLISH (topic name) or subscription (filter). Synchronous, on the
-   * channel's turn; `detail` carries the QoS and retain flag for conditional rules.
+   * The decision, for callers that cannot wait: while an asynchronous source (http) is still
+   * deciding, deny (fail closed); the answer fills the cache for the next call.
    */
   authorize(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail): 'allow' | 'deny' {
+    const d = this.decide(info, action, topic, detail);
+    return typeof d === 'string' ? d : 'deny';
+  }
+
+  /**
+   * The decision for one PUBLISH (topic name) or subscription (filter), on the channel's turn;
+   * `detail` carries the QoS and retain flag for conditional rules. Synchronous unless an
+   * asynchronous source (http) has to be asked, which happens only on a cache miss; then a
+   * Promise, shared by every request for the same client, action and key meanwhile.
+   */
+  decide(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail): 'allow' | 'deny' | Promise<'allow' | 'deny'> {
     let st = this.clients.get(info.clientId);
     if (st !== undefined && !st.same(info)) st = undefined;
     if (st?.superuser === true) {
@@ -201,14 +219,14 @@ export class Authorizer {
       this.c.allow.inc();
       return 'allow';
     }
-    if (st === undefined) return this.count(this.evaluate(info, action, topic, detail, st));
+    if (st === undefined) return this.counted(this.evaluate(info, action, topic, detail, st));
     const now = Date.now();
     if (this.perClient && !st.refreshing && now - st.rulesReadAt >= this.ttl) {
       // Stale per-client rules: read them again in the background; these serve meanwhile.
       st.refreshing = true;
       void this.fetchClientRules(info);
     }
-    if (!this.cacheOn) return this.count(this.evaluate(info, action, topic, detail, st));
+    if (!this.cacheOn) return this.counted(this.evaluate(info, action, topic, detail, st));
     const cache = action === 'publish' ? st.pub : st.sub;
     // Conditional rules: the same topic may be allowed at QoS 0 and denied at QoS 2.
     const key = this.conditional && detail !== undefined ? `${detail.qos}${detail.retain ? 1 : 0}${topic}` : topic;
@@ -221,6 +239,12 @@ export class Authorizer {
       cache.delete(key);
     }
     const allow = this.evaluate(info, action, topic, detail, st);
+    if (typeof allow !== 'boolean') return this.later(info.clientId, st, cache, action === 'publish' ? `p${key}` : `s${key}`, key, allow);
+    this.remember(st, cache, key, allow, now);
+    return this.count(allow);
+  }
+
+  private remember(st: ClientState, cache: Map<string, Decision>, key: string, allow: boolean, now: number): void {
     if (st.pub.size + st.sub.size >= this.maxSize) {
       // Forget the oldest decision of the fuller map (insertion order).
       const from = st.pub.size >= st.sub.size ? st.pub : st.sub;
@@ -228,7 +252,31 @@ export class Authorizer {
       if (oldest.done !== true) from.delete(oldest.value);
     }
     cache.set(key, { allow, expiresAt: now + this.ttl });
-    return this.count(allow);
+  }
+
+  /** An asynchronous decision: counted and cached when it lands; one per key meanwhile. */
+  private later(clientId: string, st: ClientState, cache: Map<string, Decision>, wkey: string, key: string, p: Promise<boolean>): Promise<'allow' | 'deny'> {
+    const known = st.waiting?.get(wkey);
+    if (known !== undefined) return known;
+    const done = p.then(
+      (allow) => {
+        st.waiting?.delete(wkey);
+        // The client gone (or taken over) meanwhile: answer, but cache nothing for it.
+        if (this.clients.get(clientId) === st) this.remember(st, cache, key, allow, Date.now());
+        return this.count(allow);
+      },
+      () => {
+        st.waiting?.delete(wkey);
+        return this.count(false); // a source that broke its promise: fail closed
+      },
+    );
+    (st.waiting ??= new Map()).set(wkey, done);
+    return done;
+  }
+
+  private counted(allow: boolean | Promise<boolean>): 'allow' | 'deny' | Promise<'allow' | 'deny'> {
+    if (typeof allow === 'boolean') return this.count(allow);
+    return allow.then((a) => this.count(a), () => this.count(false));
   }
 
   private matched(rule: AclRule): boolean {
@@ -253,11 +301,11 @@ export class Authorizer {
    * The rules' answer: the credentials' own rules (JWT acl claim) first, then the first
    * matching rule of the first source that has one, else no_match.
    */
-  evaluate(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail, st?: ClientState): boolean {
+  evaluate(info: ClientInfo, action: AuthzAction, topic: string, detail?: AuthzDetail, st?: ClientState, from = 0): boolean | Promise<boolean> {
     const t = action === 'subscribe' ? realFilter(topic) : topic;
     const qos = detail?.qos;
     const retain = detail?.retain;
-    if (st?.acl !== undefined) {
+    if (from === 0 && st?.acl !== undefined) {
       // An expired token's rules deny everything, as EMQX's client_info source does.
       if (Date.now() >= st.aclExpiresAt) {
         this.c.matchedDeny.inc();
@@ -267,8 +315,9 @@ export class Authorizer {
         if (ruleMatches(rule, info, action, t, qos, retain)) return this.matched(rule);
       }
     }
-    for (let i = 0; i < this.sources.length; i++) {
+    for (let i = from; i < this.sources.length; i++) {
       const source = this.sources[i]!;
+      if (source.decide !== undefined) return this.asked(source.decide, i, info, action, topic, detail, st);
       const rules = source.rulesFor !== undefined ? source.rulesFor(info) : source.fetch === undefined ? source.rules : st?.clientRules[i] ?? [];
       for (const rule of rules) {
         if (ruleMatches(rule, info, action, t, qos, retain)) {
@@ -283,5 +332,21 @@ export class Authorizer {
     }
     this.c.nomatch.inc();
     return this.noMatchAllow;
+  }
+
+  /** Source `i` decides by I/O; nomatch goes on with the sources after it. */
+  private async asked(
+    decide: NonNullable<RuleSource['decide']>, i: number, info: ClientInfo, action: AuthzAction, topic: string, detail: AuthzDetail | undefined, st: ClientState | undefined,
+  ): Promise<boolean> {
+    const r = await decide(info, action, action === 'subscribe' ? realFilter(topic) : topic, detail);
+    if (r === 'allow') {
+      this.c.matchedAllow.inc();
+      return true;
+    }
+    if (r === 'deny') {
+      this.c.matchedDeny.inc();
+      return false;
+    }
+    return this.evaluate(info, action, topic, detail, st, i + 1);
   }
 }

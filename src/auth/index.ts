@@ -279,7 +279,7 @@ export class Auth {
       });
     }
     if (this.authorizer.active) {
-      hooks.on('client.authorize', (info, action, topic, detail) => this.authorizer.authorize(info, action, topic, detail));
+      hooks.on('client.authorize', (info, action, topic, detail) => this.authorizer.decide(info, action, topic, detail));
       hooks.on('client.connected', (info) => this.authorizer.connected(info));
     }
     if (this.chain.length > 0 || this.authorizer.active) {

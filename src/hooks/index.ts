@@ -98,7 +98,11 @@ export interface HookCatalog {
   'client.disconnected': (info: ClientInfo, reason: string) => void;
   'client.authenticate': (info: ClientInfo, password: Buffer | undefined) => AuthnDecision | Promise<AuthnDecision>;
   /** `detail`: the PUBLISH's QoS and retain flag (subscribe: requested QoS, retain false). */
-  'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string, detail?: AuthorizeDetail) => AuthDecision;
+  /**
+   * Answers at once, or with a Promise when the decision needs I/O (an http source on a cache
+   * miss); the channel then holds the client's later packets until it settles.
+   */
+  'client.authorize': (info: ClientInfo, action: 'publish' | 'subscribe', topic: string, detail?: AuthorizeDetail) => AuthDecision | Promise<AuthDecision>;
   'client.subscribe': (info: ClientInfo, filter: string, qos: number) => void;
   'client.unsubscribe': (info: ClientInfo, filter: string) => void;
   'session.created': (clientId: string) => void;
@@ -189,16 +193,46 @@ export class Hooks {
     return 'ignore';
   }
 
-  /** Synchronous decision (authorization on the publish path). */
-  decideSync(name: 'client.authorize', ...args: Parameters<HookCatalog['client.authorize']>): AuthDecision {
-    const list = this.table.get(name);
+  /**
+   * Synchronous decision. A callback that answers with a Promise counts as deny here (fail
+   * closed); callers that can wait use `authorize`.
+   */
+  decideSync(_name: 'client.authorize', ...args: Parameters<HookCatalog['client.authorize']>): AuthDecision {
+    const d = this.authorize(...args);
+    if (typeof d === 'string') return d;
+    d.catch(() => {});
+    return 'deny';
+  }
+
+  /**
+   * Authorization on the publish/subscribe path: synchronous (no allocation beyond the
+   * callbacks') unless a callback answers with a Promise; then a Promise of the decision of it
+   * and the callbacks after it. A callback that throws or rejects is reported and skipped.
+   */
+  authorize(...args: Parameters<HookCatalog['client.authorize']>): AuthDecision | Promise<AuthDecision> {
+    const list = this.table.get('client.authorize');
     if (list === undefined) return 'ignore';
-    for (const e of list) {
+    return this.authorizeFrom(list, 0, args);
+  }
+
+  private authorizeFrom(list: Entry<unknown>[], from: number, args: Parameters<HookCatalog['client.authorize']>): AuthDecision | Promise<AuthDecision> {
+    for (let i = from; i < list.length; i++) {
+      let d: AuthDecision | Promise<AuthDecision>;
       try {
-        const d = (e.fn as HookCatalog['client.authorize'])(...args);
-        if (d === 'allow' || d === 'deny') return d;
+        d = (list[i]!.fn as HookCatalog['client.authorize'])(...args);
       } catch (err) {
-        this.onError(name, err);
+        this.onError('client.authorize', err);
+        continue;
+      }
+      if (d === 'allow' || d === 'deny') return d;
+      if (typeof d === 'object') {
+        return d.then(
+          (v) => (v === 'allow' || v === 'deny' ? v : this.authorizeFrom(list, i + 1, args)),
+          (err: unknown) => {
+            this.onError('client.authorize', err);
+            return this.authorizeFrom(list, i + 1, args);
+          },
+        );
       }
     }
     return 'ignore';

@@ -177,5 +177,6 @@ describe('postgresql source', () => {
 
 test('a source query with a per-request placeholder is refused at start', async () => {
   await assert.rejects(startBroker({ authorization: { sources: { r: { type: 'redis', cmd: 'HGETALL acl:${topic}' } } } }), /unknown placeholder \$\{topic\}/);
-  await assert.rejects(startBroker({ authorization: { sources: { r: { type: 'http', url: 'http://127.0.0.1/' } } } }), /not built yet/);
+  await assert.rejects(startBroker({ authorization: { sources: { r: { type: 'http' } } } }), /authorization\.sources\.r\.url: required/);
+  await assert.rejects(startBroker({ authorization: { sources: { r: { type: 'http', url: 'http://127.0.0.1/${password}' } } } }), /unknown placeholder \$\{password\}/);
 });

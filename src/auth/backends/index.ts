@@ -8,14 +8,14 @@ import type { ClientInfo } from '../../hooks/index.js';
 import type { Logger, Metrics } from '../../observability/index.js';
 import { RawRuleError, ruleFromRaw, type AclRule } from '../acl.js';
 import type { Authenticator } from '../authn.js';
-import type { RuleSource } from '../authz.js';
+import type { AuthzAction, AuthzDetail, RuleSource } from '../authz.js';
 import { JwtAuthenticator } from '../jwt.js';
 import { DatabaseAuthenticator, HttpAuthenticator } from './authenticators.js';
 import { FailureReporter } from './failures.js';
-import { HttpRequester } from './http.js';
 import { RedisRuleLookup, RedisUserLookup } from './redis.js';
 import { SqlRuleLookup, SqlUserLookup } from './sql.js';
-import { AUTHN_VARS, AUTHZ_CLIENT_VARS, TemplateError, clientVars } from './template.js';
+import { HttpRequester, parseResponseBody } from './http.js';
+import { AUTHN_VARS, AUTHZ_CLIENT_VARS, AUTHZ_REQUEST_VARS, TemplateError, clientVars } from './template.js';
 import type { RuleRecordLookup } from './types.js';
 
 export { TemplateError } from './template.js';
@@ -80,6 +80,39 @@ class BackendRuleSource implements RuleSource {
   }
 }
 
+/**
+ * The http source (EMQX emqx_authz_http): one request per client, action and topic, asked only
+ * on a cache miss. 204: allow; 200 with {"result": "allow" | "deny"}: that; "ignore", any other
+ * status or body, or the service down or slow: nomatch (the next source decides).
+ */
+class HttpRuleSource implements RuleSource {
+  readonly rules: readonly AclRule[] = [];
+
+  constructor(readonly name: string, private readonly http: HttpRequester, private readonly failures: FailureReporter) {}
+
+  readonly decide = async (info: ClientInfo, action: AuthzAction, topic: string, detail: AuthzDetail | undefined): Promise<'allow' | 'deny' | 'nomatch'> => {
+    const vars = { ...clientVars(info), action, topic, qos: String(detail?.qos ?? 0), retain: String(detail?.retain ?? false) };
+    let res;
+    try {
+      res = await this.http.request(vars);
+    } catch (err) {
+      this.failures.report(err, { clientid: info.clientId });
+      return 'nomatch';
+    }
+    if (res.status === 204) return 'allow';
+    if (res.status !== 200) return 'nomatch';
+    const body = parseResponseBody(res);
+    const result = body?.['result'];
+    if (result === 'allow' || result === 'deny') return result;
+    if (body === undefined) this.failures.report(new Error(`response body is not JSON or form data (content-type ${JSON.stringify(res.contentType)})`), { clientid: info.clientId });
+    return 'nomatch';
+  };
+
+  async close(): Promise<void> {
+    this.http.close();
+  }
+}
+
 export function buildRuleSource(name: string, cfg: AuthorizationSourceConfig, deps: BackendDeps): RuleSource & Closable {
   const where = `authorization.sources.${name}`;
   const failures = new FailureReporter(deps.logger, 'authorization_backend_error', deps.metrics.counter('authorization.backend_error'), {
@@ -87,6 +120,9 @@ export function buildRuleSource(name: string, cfg: AuthorizationSourceConfig, de
   });
   const onConnError = (err: Error): void => failures.report(err, { during: 'connection' });
   switch (cfg.type) {
+    case 'http':
+      if (cfg.url === '') throw new TemplateError(`${where}.url: required with type = "http"`);
+      return new HttpRuleSource(name, new HttpRequester(cfg, AUTHZ_REQUEST_VARS, where), failures);
     case 'redis':
       if (cfg.cmd === '') throw new TemplateError(`${where}.cmd: required with type = "redis", e.g. "HGETALL mqtt_acl:\${username}"`);
       return new BackendRuleSource(name, new RedisRuleLookup(cfg, AUTHZ_CLIENT_VARS, where, onConnError), (e) => failures.report(e));
@@ -94,6 +130,6 @@ export function buildRuleSource(name: string, cfg: AuthorizationSourceConfig, de
     case 'postgresql':
       return new BackendRuleSource(name, new SqlRuleLookup(cfg.type, cfg, AUTHZ_CLIENT_VARS, where, onConnError), (e) => failures.report(e));
     default:
-      throw new TemplateError(`${where}.type: "${cfg.type}" sources are not built yet (file, redis, mysql and postgresql are)`);
+      throw new TemplateError(`${where}.type: "${cfg.type}" is not an external source`);
   }
 }

@@ -10,6 +10,7 @@ import {
   type ConnectPacket,
   type Properties,
 } from '../../codec/index.js';
+import type { AuthDecision } from '../../hooks/index.js';
 import { MetricName } from '../../observability/index.js';
 import { Session } from '../../session/index.js';
 import type { Channel } from '../channel.js';
@@ -157,6 +158,22 @@ function listenerAuthn(ch: Channel): 'true' | 'false' | 'quick_deny_anonymous' {
  * Accepts an authenticated CONNECT: session, CONNACK, attach. `auth`: the enhanced
  * authentication that let it in, echoed in the CONNACK with its final data.
  */
+/**
+ * The will waits for an asynchronous authorization decision: until it allows, the channel has
+ * no will (a connection lost meanwhile leaves none behind); a deny drops it.
+ */
+function armWillWhenAllowed(ch: Channel, decision: Promise<AuthDecision>): void {
+  const will = ch.will;
+  ch.will = null;
+  decision.then((d) => {
+    if (d === 'deny') {
+      ch.broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic: will?.topic, will: true });
+      return;
+    }
+    if (ch.state === 'connected' && ch.will === null) ch.will = will;
+  }, () => {});
+}
+
 export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean, auth?: { method: string; data: Buffer | undefined }): void {
   const broker = ch.broker;
   const cfg = broker.config.mqtt;
@@ -173,13 +190,17 @@ export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean
   // The will is a publish like any other: no will into $SYS, and the client must be allowed
   // to publish to its topic (checked now, after authentication, as Mosquitto does), so a
   // connection cannot leave behind a message it could not have sent.
+  let willDecision: Promise<AuthDecision> | undefined;
   if (p.will !== undefined) {
     const target = landingTopic(p.will.topic);
     if (target.startsWith('$SYS/')) return refuseConnect(ch, ReasonCode.NotAuthorized, '$SYS topics are read-only (will topic)');
-    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target, { qos: p.will.qos, retain: p.will.retain }) === 'deny') {
+    const d = broker.hooks.has('client.authorize') ? broker.hooks.authorize(ch.clientInfo(), 'publish', target, { qos: p.will.qos, retain: p.will.retain }) : 'ignore';
+    if (d === 'deny') {
       broker.logger.info('publish_denied_not_authorized', { clientid: clientId, topic: p.will.topic, will: true });
       return refuseConnect(ch, ReasonCode.NotAuthorized, 'not authorized to publish the will');
     }
+    // An http source is being asked: the connection goes on, the will is armed once allowed.
+    if (typeof d === 'object') willDecision = d;
   }
 
   // Registry first: this closes an older connection of the same client id (takeover).
@@ -208,6 +229,7 @@ export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean
   session.setExpiry(expiry);
   ch.session = session;
   ch.will = p.will === undefined ? null : ch.mountpoint === null ? p.will : { ...p.will, topic: mountTopic(ch.mountpoint, p.will.topic) };
+  if (willDecision !== undefined) armWillWhenAllowed(ch, willDecision);
 
   // Keepalive: MQTT 5 Server Keep Alive overrides the client's [MQTT-3.2.2-21].
   let keepAlive = p.keepAlive;

@@ -17,6 +17,7 @@ import { PublishOutcome, type Message } from '../../broker/index.js';
 import { MetricName } from '../../observability/index.js';
 import { exceedsLevels, parseDelayed } from '../../topic/index.js';
 import type { Channel } from '../channel.js';
+import { holdFor, isHeld, queueIfHeld } from './authorize.js';
 import { mountTopic } from '../mountpoint.js';
 import { forwardable } from '../properties.js';
 
@@ -47,6 +48,11 @@ function reject(ch: Channel, p: PublishPacket, code: number, reason: string): vo
 }
 
 export function handlePublish(ch: Channel, p: PublishPacket): void {
+  // Behind a PUBLISH/SUBSCRIBE still waiting for its authorization: keep the order.
+  if (isHeld(ch)) {
+    queueIfHeld(ch, () => handlePublish(ch, p));
+    return;
+  }
   const broker = ch.broker;
   const cfg = broker.config.mqtt;
   const v5 = ch.protocolVersion === 5;
@@ -95,14 +101,32 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   if (target.startsWith('$SYS/')) {
     return reject(ch, p, ReasonCode.NotAuthorized, '$SYS topics are read-only');
   }
-  if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'publish', target, { qos: p.qos, retain: p.retain }) === 'deny') {
-    broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic });
-    if (broker.config.authorization.deny_action === 'disconnect') {
-      return ch.fail(new MqttReasonError(ReasonCode.NotAuthorized, `publish to ${topic} not authorized`, PacketType.PUBLISH));
+  if (broker.hooks.has('client.authorize')) {
+    const d = broker.hooks.authorize(ch.clientInfo(), 'publish', target, { qos: p.qos, retain: p.retain });
+    if (d === 'deny') return denyPublish(ch, p, topic);
+    if (typeof d === 'object') {
+      // An http source is being asked: this client's input waits for the answer (authorize.ts).
+      return holdFor(ch, d, 'deny', (r) => (r === 'deny' ? denyPublish(ch, p, topic) : acceptPublish(ch, p, topic)));
     }
-    return reject(ch, p, ReasonCode.NotAuthorized, 'not authorized');
   }
+  acceptPublish(ch, p, topic);
+}
 
+function denyPublish(ch: Channel, p: PublishPacket, topic: string): void {
+  const broker = ch.broker;
+  broker.logger.info('publish_denied_not_authorized', { clientid: ch.clientId, topic });
+  if (broker.config.authorization.deny_action === 'disconnect') {
+    return ch.fail(new MqttReasonError(ReasonCode.NotAuthorized, `publish to ${topic} not authorized`, PacketType.PUBLISH));
+  }
+  reject(ch, p, ReasonCode.NotAuthorized, 'not authorized');
+}
+
+/** handlePublish once the PUBLISH is authorized: store health, QoS 2 state, route, acknowledge. */
+function acceptPublish(ch: Channel, p: PublishPacket, topic: string): void {
+  const broker = ch.broker;
+  const cfg = broker.config.mqtt;
+  const v5 = ch.protocolVersion === 5;
+  const props = p.properties;
   if (p.qos > 0 && !broker.storeHealthy) {
     // The durable store failed its last commit: refuse rather than acknowledge what may not
     // be kept (issue 4). MQTT 3.x has no negative acknowledgement, so the connection closes

@@ -4,10 +4,28 @@
  */
 import { MqttReasonError, PacketType, ReasonCode, SUBACK_FAILURE_V3, type QoS, type SubscribePacket, type UnsubscribePacket } from '../../codec/index.js';
 import { makeSubOptions, type Message } from '../../broker/index.js';
+import type { AuthDecision } from '../../hooks/index.js';
 import type { Channel } from '../channel.js';
+import { holdFor, isHeld, queueIfHeld } from './authorize.js';
 import { mountFilter } from '../mountpoint.js';
 
 export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
+  // Behind a PUBLISH/SUBSCRIBE still waiting for its authorization: keep the order.
+  if (isHeld(ch)) {
+    queueIfHeld(ch, () => handleSubscribe(ch, p));
+    return;
+  }
+  const hooks = ch.broker.hooks;
+  if (!hooks.has('client.authorize')) return subscribeAuthorized(ch, p, undefined);
+  const info = ch.clientInfo();
+  const decisions = p.subscriptions.map((req) => hooks.authorize(info, 'subscribe', req.topicFilter, { qos: req.qos, retain: false }));
+  if (decisions.every((d): d is AuthDecision => typeof d === 'string')) return subscribeAuthorized(ch, p, decisions);
+  // An http source is being asked: this client's input waits for every answer (authorize.ts).
+  holdFor(ch, Promise.all(decisions), decisions.map((): AuthDecision => 'deny'), (ds) => subscribeAuthorized(ch, p, ds));
+}
+
+/** SUBSCRIBE with each filter's authorization decided (`decisions[i]`; undefined: no authorization). */
+function subscribeAuthorized(ch: Channel, p: SubscribePacket, decisions: readonly AuthDecision[] | undefined): void {
   const broker = ch.broker;
   const cfg = broker.config.mqtt;
   const session = ch.session!;
@@ -16,9 +34,10 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
   const codes: number[] = [];
   const retainedToSend: Array<{ filter: string; qos: QoS; ids: readonly number[] }> = [];
 
-  for (const req of p.subscriptions) {
+  for (let i = 0; i < p.subscriptions.length; i++) {
+    const req = p.subscriptions[i]!;
     const raw = req.topicFilter;
-    if (broker.hooks.has('client.authorize') && broker.hooks.decideSync('client.authorize', ch.clientInfo(), 'subscribe', raw, { qos: req.qos, retain: false }) === 'deny') {
+    if (decisions?.[i] === 'deny') {
       broker.logger.info('subscribe_denied', { clientid: ch.clientId, topic: raw, reason: 'not_authorized' });
       codes.push(v5 ? ReasonCode.NotAuthorized : SUBACK_FAILURE_V3);
       continue;
@@ -65,6 +84,11 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
 }
 
 export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
+  // An UNSUBSCRIBE behind a held SUBSCRIBE must not overtake it.
+  if (isHeld(ch)) {
+    queueIfHeld(ch, () => handleUnsubscribe(ch, p));
+    return;
+  }
   const broker = ch.broker;
   const session = ch.session!;
   const codes: number[] = [];
