@@ -61,6 +61,23 @@ test('Banned: each kind matches what it names; expired entries stop matching and
   assert.equal(b.check({ ...CLIENT, peerHost: '11.0.0.1' }, now), undefined);
   b.add({ as: 'peerhost_net', who: '2001:db8::/32' }, now);
   assert.equal(b.check({ ...CLIENT, peerHost: '2001:db8::5' }, now)?.who, '2001:db8::/32');
+  assert.equal(b.check({ ...CLIENT, peerHost: '2001:db9::5' }, now), undefined);
+  b.clear();
+  // Prefixes that are not whole words, compressed and zoned IPv6, an embedded IPv4 tail.
+  b.add({ as: 'peerhost_net', who: '192.168.4.0/22' }, now);
+  b.add({ as: 'peerhost_net', who: 'fe80::/10' }, now);
+  b.add({ as: 'peerhost_net', who: '64:ff9b::/96' }, now);
+  const at = (peerHost: string): string | undefined => b.check({ ...CLIENT, peerHost }, now)?.who;
+  assert.equal(at('192.168.7.255'), '192.168.4.0/22');
+  assert.equal(at('192.168.8.0'), undefined);
+  assert.equal(at('::ffff:192.168.5.1'), '192.168.4.0/22');
+  assert.equal(at('febf:1::1%eth0'), 'fe80::/10');
+  assert.equal(at('fec0::1'), undefined);
+  assert.equal(at('64:ff9b::10.1.2.3'), '64:ff9b::/96');
+  assert.equal(at('::1'), undefined);
+  b.add({ as: 'peerhost_net', who: '0.0.0.0/0' }, now);
+  assert.equal(at('8.8.8.8'), '0.0.0.0/0');
+  assert.equal(at('2001:db8::1'), undefined, 'an IPv4 network never matches an IPv6 client');
   b.clear();
 
   b.add({ as: 'clientid_re', who: '^sensor-\\d+$' }, now);
