@@ -129,8 +129,9 @@ export class Trace {
     return this.pending.length === 1;
   }
 
-  open(): void {
-    mkdirSync(path.dirname(this.file), { recursive: true });
+  /** `makeDir`: create the directory (the trace directory); a file someone named must have one. */
+  open(makeDir: boolean): void {
+    if (makeDir) mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
     this.fd = openSync(this.file, 'a', 0o600);
   }
 
@@ -222,7 +223,7 @@ export class Traces {
     const file = path.resolve(t.file ?? path.join(this.opts.dir, `${t.name}.log`));
     const trace = new Trace(t.name, t.type, t.target, startAt, endAt, level, t.payloadEncode ?? 'text', maxSize, file, now);
     try {
-      trace.open();
+      trace.open(t.file === undefined);
     } catch (err) {
       throw new TraceError('file', `cannot be opened for writing: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
