@@ -168,6 +168,16 @@ describe('REST API: alarms, configs, listeners, prometheus, offline sessions', (
     }
   });
 
+  test('/api-docs documents the new paths', async () => {
+    const doc = await b.json<{ paths: Record<string, Record<string, unknown>> }>('GET', '/api-docs');
+    assert.equal(doc.status, 200);
+    for (const p of ['/api/v5/alarms', '/api/v5/configs', '/api/v5/configs/{root}', '/api/v5/listeners/{id}/{action}', '/api/v5/prometheus/stats',
+      '/api/v5/api_key', '/api/v5/api_key/{name}', '/api/v5/users', '/api/v5/users/{username}/change_pwd', '/api/v5/authentication/{id}/users',
+      '/api/v5/authorization/sources', '/api/v5/banned', '/api/v5/trace', '/api/v5/trace/{name}/download', '/api/v5/trace/{name}/log']) {
+      assert.ok(doc.body.paths[p] !== undefined, `no ${p} in /api-docs`);
+    }
+  });
+
   test('GET /clients lists persistent sessions whose client is away with connected: false', async () => {
     const c = await connected(port(), 5, 'sleeper', { properties: { sessionExpiryInterval: 3600 } });
     await c.subscribe('sleep/#', 1);

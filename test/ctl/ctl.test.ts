@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connected, type RawClient } from '../helpers/broker.js';
+import { connected, waitFor, type RawClient } from '../helpers/broker.js';
 import { run, type ExitResult } from '../helpers/clients.js';
 import { ADMIN, VIEWER, startApiBroker, type ApiBroker } from '../api/helpers.js';
 
@@ -68,6 +68,11 @@ describe('petrel ctl', () => {
     const missing = await ctl('clients', 'show', 'nobody');
     assert.equal(missing.code, 1);
     assert.equal(missing.stdout, 'Not Found.\n');
+
+    const away = await connected(b.port, 5, 'away-1', { properties: { sessionExpiryInterval: 600 } });
+    away.destroy();
+    await waitFor(() => b.petrel.broker.connection('away-1') === undefined, 3000, 'away-1 gone');
+    assert.match((await ctl('clients', 'list')).stdout, /^Client\(away-1, connected=false, session_expiry_interval=600, subscriptions=0/m);
 
     const victim = await connected(b.port, 5, 'victim');
     clients.push(victim);

@@ -205,6 +205,11 @@ async function orNotFound<T>(out: Output, call: () => Promise<T>): Promise<T | u
 }
 
 function clientLine(c: Record<string, unknown>): string {
+  if (c.connected === false) {
+    // A persistent session whose client is away: no address, no protocol to show.
+    return `Client(${text(c.clientid)}, connected=false, session_expiry_interval=${text(c.expiry_interval)}, ` +
+      `subscriptions=${text(c.subscriptions_cnt)}, inflight=${text(c.inflight_cnt)}, mqueue_len=${text(c.mqueue_len)}, mqueue_dropped=${text(c.mqueue_dropped)})`;
+  }
   return `Client(${text(c.clientid)}, username=${text(c.username)}, peername=${text(c.ip_address)}:${text(c.port)}, ` +
     `clean_start=${text(c.clean_start)}, keepalive=${text(c.keepalive)}, session_expiry_interval=${text(c.expiry_interval)}, ` +
     `subscriptions=${text(c.subscriptions_cnt)}, inflight=${text(c.inflight_cnt)}, mqueue_len=${text(c.mqueue_len)}, ` +
