@@ -177,7 +177,11 @@ export class Auth {
   async close(): Promise<void> {
     this.access.close();
     const all = this.closables.splice(0);
-    await Promise.all(all.map((c) => c.close?.().catch(() => {})));
+    // A pool waiting on a dead server must not hold up the broker's stop: 3 s at most.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, 3000).unref()));
+    await Promise.race([Promise.all(all.map((c) => c.close?.().catch(() => {}))), bound]);
+    clearTimeout(timer);
   }
 
   private readAcl(name: string, path: string): RuleSource['rules'] {

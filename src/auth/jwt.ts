@@ -93,6 +93,8 @@ export class JwtAuthenticator implements Authenticator {
       this.key = new Uint8Array(secret);
       this.algorithms = HMAC_ALGS;
     } else {
+      // The key is shared with scram (sha256 | sha512), which means nothing to a JWT.
+      if (config.algorithm !== 'public-key') throw new TemplateError(`${where}.algorithm: a jwt authenticator takes "hmac-based" or "public-key", not "${config.algorithm}"`);
       if (config.public_key === '') throw new TemplateError(`${where}.public_key: required with algorithm = "public-key"`);
       this.key = loadPublicKey(config.public_key, where);
       this.algorithms = PUBLIC_KEY_ALGS;

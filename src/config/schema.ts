@@ -109,7 +109,7 @@ function authBackendKeys(p: string, what: 'authn' | 'authz'): KeySpec[] {
     },
     {
       key: `${p}.request_timeout`, type: 'duration', default: '5s', reloadable: false, min: 1,
-      doc: 'http, redis, mysql, postgresql: longest wait for one answer (including getting a pooled connection); then the backend counts as down and the source is passed over.',
+      doc: 'http, redis, mysql, postgresql (and a jwt JWKS endpoint): longest wait for one answer (including getting a pooled connection); then the backend counts as down and the source is passed over.',
     },
     {
       key: `${p}.pool_size`, type: 'integer', default: 8, reloadable: false, min: 1, max: 1024,

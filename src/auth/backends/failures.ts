@@ -17,8 +17,12 @@ export class FailureReporter {
     private readonly quietMs = 10_000,
   ) {}
 
-  report(err: unknown, extra: Readonly<Record<string, unknown>> = {}): void {
-    this.counter.inc();
+  /**
+   * `count` false: a connection-level event (a pool reconnecting) is logged through the same
+   * limiter but not counted; the metric counts failed requests.
+   */
+  report(err: unknown, extra: Readonly<Record<string, unknown>> = {}, count = true): void {
+    if (count) this.counter.inc();
     const now = Date.now();
     if (this.last !== 0 && now - this.last < this.quietMs) {
       this.suppressed++;

@@ -36,8 +36,8 @@ export function buildAuthenticator(name: string, cfg: AuthenticatorConfig, deps:
     authenticator: name, backend, effect: 'ignore: the next authenticator decides',
   });
   const onFailure = (err: unknown): void => failures.report(err);
-  // Connection-level noise (reconnect attempts) is logged through the same limiter, not counted twice.
-  const onConnError = (err: Error): void => failures.report(err, { during: 'connection' });
+  // Connection-level noise (reconnect attempts) is logged through the same limiter, not counted.
+  const onConnError = (err: Error): void => failures.report(err, { during: 'connection' }, false);
   if (cfg.mechanism === 'jwt') return new JwtAuthenticator(name, cfg, onFailure);
   switch (cfg.backend) {
     case 'http':
@@ -118,7 +118,7 @@ export function buildRuleSource(name: string, cfg: AuthorizationSourceConfig, de
   const failures = new FailureReporter(deps.logger, 'authorization_backend_error', deps.metrics.counter('authorization.backend_error'), {
     source: name, type: cfg.type,
   });
-  const onConnError = (err: Error): void => failures.report(err, { during: 'connection' });
+  const onConnError = (err: Error): void => failures.report(err, { during: 'connection' }, false);
   switch (cfg.type) {
     case 'http':
       if (cfg.url === '') throw new TemplateError(`${where}.url: required with type = "http"`);
