@@ -116,9 +116,16 @@ export class Management {
     return this.broker.connection(clientId)?.summary();
   }
 
-  /** Kicks one client (DISCONNECT 0x98 on MQTT 5, reason `kicked`). False when not connected. */
+  /**
+   * Kicks one client (DISCONNECT 0x98 on MQTT 5, reason `kicked`); a persistent session whose
+   * client is away is discarded instead (EMQX does the same). False when there is neither.
+   */
   kick(clientId: string): boolean {
-    return this.broker.kick(clientId);
+    if (this.broker.kick(clientId)) return true;
+    const s = this.broker.session(clientId);
+    if (s === undefined || s.online) return false;
+    s.terminate('kicked');
+    return true;
   }
 
   /**

@@ -201,5 +201,10 @@ describe('REST API: alarms, configs, listeners, prometheus, offline sessions', (
     // Its session still takes subscriptions from the API.
     assert.equal((await b.json('POST', '/api/v5/clients/sleeper/subscribe', { body: { topic: 'more/#', qos: 1 } })).status, 200);
     assert.equal((await b.json<Record<string, unknown>>('GET', '/api/v5/clients/sleeper')).body.subscriptions_cnt, 2);
+    // Kicking a client that is away discards its session.
+    assert.equal((await b.call('DELETE', '/api/v5/clients/sleeper')).status, 204);
+    assert.equal((await b.call('GET', '/api/v5/clients/sleeper')).status, 404);
+    assert.equal(b.petrel.broker.session('sleeper'), undefined);
+    assert.ok(!(await b.json<{ data: Array<Record<string, unknown>> }>('GET', '/api/v5/subscriptions')).body.data.some((x) => x.clientid === 'sleeper'));
   });
 });
