@@ -157,7 +157,8 @@ describe('REST API: alarms, configs, listeners, prometheus, offline sessions', (
     assert.match(text, /^emqx_retained_count \d+$/m);
     assert.match(text, /^emqx_subscriptions_count \d+$/m);
     assert.match(text, /^emqx_bytes_received \d+$/m);
-    for (const line of text.trim().split('\n')) assert.match(line, /^(# TYPE [a-z_][a-z0-9_]* (counter|gauge)|[a-z_][a-z0-9_]* -?[\d.e+]+)$/, line);
+    assert.match(text, /^emqx_listener_current_connections\{listener="tcp:default"\} [1-9]\d*$/m);
+    for (const line of text.trim().split('\n')) assert.match(line, /^(# TYPE [a-z_][a-z0-9_]* (counter|gauge)|[a-z_][a-z0-9_]*(\{[a-z_]+="[^"]*"\})? -?[\d.e+]+)$/, line);
 
     const locked = await startApiBroker({ prometheus: { enable_basic_auth: true } });
     try {

@@ -26,8 +26,19 @@ function num(v: number): string {
   return String(v);
 }
 
-/** The text exposition of counters and gauges (no labels: one node). */
-export function renderPrometheus(counters: Readonly<Record<string, number>>, gauges: Readonly<Record<string, number>>): string {
+/** One labelled family: `name{label="value"} n` per entry. */
+export interface LabelledGauge {
+  readonly name: string;
+  readonly label: string;
+  readonly values: ReadonlyMap<string, number>;
+}
+
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** The text exposition of counters and gauges (one node: no node label). */
+export function renderPrometheus(counters: Readonly<Record<string, number>>, gauges: Readonly<Record<string, number>>, labelled: readonly LabelledGauge[] = []): string {
   const lines: string[] = [];
   const seen = new Set<string>();
   const emit = (type: 'counter' | 'gauge', name: string, value: number): void => {
@@ -38,6 +49,13 @@ export function renderPrometheus(counters: Readonly<Record<string, number>>, gau
   };
   for (const [k, v] of Object.entries(gauges)) emit('gauge', k, v);
   for (const [k, v] of Object.entries(counters)) emit('counter', k, v);
+  for (const g of labelled) {
+    const n = promName(g.name);
+    if (seen.has(n)) continue;
+    seen.add(n);
+    lines.push(`# TYPE ${n} gauge`);
+    for (const [value, v] of g.values) lines.push(`${n}{${g.label}="${labelValue(value)}"} ${num(v)}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -61,11 +79,13 @@ export function prometheusRoutes(app: FastifyInstance, ctx: ApiContext): void {
       'alarms.activated': alarms,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
     };
-    for (const l of ctx.deps.listeners()) {
-      // Per-listener current connections, EMQX's emqx_listener_connections{...} flattened.
-      gauges[`listener.${l.type}.${l.name}.current_connections`] = l.current_connections;
-    }
+    const listeners = ctx.deps.listeners();
+    const perListener = (pick: (l: (typeof listeners)[number]) => number): Map<string, number> => new Map(listeners.map((l) => [l.id, pick(l)]));
     void reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return renderPrometheus(ctx.management.metrics(), gauges);
+    return renderPrometheus(ctx.management.metrics(), gauges, [
+      { name: 'listener.current_connections', label: 'listener', values: perListener((l) => l.current_connections) },
+      { name: 'listener.accepted', label: 'listener', values: perListener((l) => l.accepted) },
+      { name: 'listener.refused', label: 'listener', values: perListener((l) => l.refused) },
+    ]);
   });
 }
