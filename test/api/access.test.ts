@@ -203,6 +203,9 @@ describe('REST API: api_key, users, authentication, authorization, banned, trace
     assert.match(dl.headers.get('content-disposition')!, /attachment; filename="c1_trace\.log"/);
     assert.equal(await dl.text(), log.body.items);
 
+    const detail = await b.json<Array<Record<string, unknown>>>('GET', '/api/v5/trace/c1_trace/log_detail');
+    assert.equal(detail.body[0]!.node, 'petrel@127.0.0.1');
+    assert.equal(detail.body[0]!.size, log.body.meta.bytes);
     const stop = await b.json<Record<string, unknown>>('PUT', '/api/v5/trace/c1_trace/stop');
     assert.equal(stop.body.status, 'stopped');
     const fileOnly = await b.json<{ message: string }>('POST', '/api/v5/trace', { body: { name: 'f', type: 'topic', topic: 'a/#', file: '/tmp/evil.log' } });

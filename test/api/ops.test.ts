@@ -37,6 +37,10 @@ describe('REST API: alarms, configs, listeners, prometheus, offline sessions', (
     assert.match(String(a.message), /above overload_protection\.max_memory/);
     assert.equal(typeof a.duration, 'number');
 
+    assert.equal((await b.call('POST', '/api/v5/alarms/force_deactivate', { body: { name: 'nothing' } })).status, 404);
+    const noName = await b.json<{ message: string }>('POST', '/api/v5/alarms/force_deactivate', { body: {} });
+    assert.equal(noName.status, 400);
+    assert.match(noName.body.message, /body\.name: is required/);
     b.petrel.setLimits({ 'overload_protection.enable': false });
     const gone = await b.json<{ data: Array<Record<string, unknown>> }>('GET', '/api/v5/alarms?activated=false');
     assert.equal(gone.body.data.length, 1);

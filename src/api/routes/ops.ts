@@ -55,6 +55,18 @@ export function opsRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return paginate(list, req.query);
     });
 
+    app.post<{ Body: { name: string } }>('/api/v5/alarms/force_deactivate', {
+      schema: {
+        tags: ['alarms'],
+        summary: 'Deactivate an alarm now (a source that still sees the condition raises it again)',
+        body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 } } },
+        response: { 204: { type: 'null' }, 404: errorSchema },
+      },
+    }, async (req, reply) => {
+      if (!alarms.deactivate(req.body.name)) throw notFound('NOT_FOUND', `no active alarm ${req.body.name}`);
+      void reply.code(204);
+    });
+
     app.delete('/api/v5/alarms', {
       schema: { tags: ['alarms'], summary: 'Forget every deactivated alarm', response: { 204: { type: 'null' } } },
     }, async (_req, reply) => {

@@ -46,6 +46,7 @@ const traceSchema = {
   },
 } as const;
 
+const openObjectSchema = { type: 'object', additionalProperties: true } as const;
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } } as const;
 const MAX_LOG_BYTES = 1024 * 1024;
 
@@ -176,6 +177,23 @@ export function traceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
     void reply.header('content-disposition', `attachment; filename="${t.name}.log"`).type('text/plain; charset=utf-8');
     return data;
+  });
+
+  app.get<{ Params: { name: string } }>('/api/v5/trace/:name/log_detail', {
+    schema: {
+      tags: ['trace'],
+      summary: "The trace file's size and last change, per node",
+      params: nameParams,
+      response: { 200: { type: 'array', items: openObjectSchema }, 404: errorSchema },
+    },
+  }, async (req) => {
+    const t = find(req.params.name);
+    try {
+      const st = statSync(t.file);
+      return [{ node: ctx.node, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }];
+    } catch {
+      return [{ node: ctx.node, size: 0, mtime: Math.floor(t.createdAt / 1000) }];
+    }
   });
 
   app.get<{ Params: { name: string }; Querystring: { position: number; bytes: number; node?: string } }>('/api/v5/trace/:name/log', {
