@@ -155,10 +155,6 @@ function listenerAuthn(ch: Channel): 'true' | 'false' | 'quick_deny_anonymous' {
 }
 
 /**
- * Accepts an authenticated CONNECT: session, CONNACK, attach. `auth`: the enhanced
- * authentication that let it in, echoed in the CONNACK with its final data.
- */
-/**
  * The will waits for an asynchronous authorization decision: until it allows, the channel has
  * no will (a connection lost meanwhile leaves none behind); a deny drops it.
  */
@@ -174,6 +170,10 @@ function armWillWhenAllowed(ch: Channel, decision: Promise<AuthDecision>): void 
   }, () => {});
 }
 
+/**
+ * Accepts an authenticated CONNECT: session, CONNACK, attach. `auth`: the enhanced
+ * authentication that let it in, echoed in the CONNACK with its final data.
+ */
 export function completeConnect(ch: Channel, p: ConnectPacket, assigned: boolean, auth?: { method: string; data: Buffer | undefined }): void {
   const broker = ch.broker;
   const cfg = broker.config.mqtt;
