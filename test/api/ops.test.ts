@@ -139,6 +139,15 @@ describe('REST API: alarms, configs, listeners, prometheus, offline sessions', (
     assert.equal((await back.next(14, 3000)).reasonCode, 0x98);
     clients.push(await connected(port(), 5, 'after-restart'));
 
+    // The listener's reloadable `enable` key does the same through /configs.
+    assert.equal((await b.json('PUT', '/api/v5/configs', { body: { 'listeners.tcp.default.enable': false } })).status, 200);
+    assert.equal((await b.json<Array<Record<string, unknown>>>('GET', '/api/v5/listeners')).body.find((l) => l.id === 'tcp:default')!.running, false);
+    assert.equal((await b.json('PUT', '/api/v5/configs', { body: { 'listeners.tcp.default.enable': true } })).status, 200);
+    clients.push(await connected(port(), 5, 'after-enable'));
+    const noListener = await b.json<{ message: string }>('PUT', '/api/v5/configs', { body: { 'listeners.tcp.other.max_connections': 5 } });
+    assert.equal(noListener.status, 400);
+    assert.match(noListener.body.message, /config key listeners\.tcp\.other\.max_connections: no listener tcp:other/);
+
     const missing = await b.json<{ code: string }>('POST', '/api/v5/listeners/tcp:nope/stop');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.code, 'BAD_LISTENER_ID');
