@@ -34,6 +34,15 @@ export type TraceType = (typeof TRACE_TYPES)[number];
 export const PAYLOAD_ENCODES = ['text', 'hex', 'hidden'] as const;
 export type PayloadEncode = (typeof PAYLOAD_ENCODES)[number];
 export type TraceStatus = 'waiting' | 'running' | 'stopped';
+export const TRACE_FORMATTERS = ['text', 'json'] as const;
+export type TraceFormatter = (typeof TRACE_FORMATTERS)[number];
+
+/** Who a line is about: `clientid@peername` in text. */
+interface Who {
+  readonly clientid: string;
+  readonly peername?: string;
+}
+type Fields = Readonly<Record<string, string | number | boolean>>;
 
 /** EMQX: a trace without `end_at` ends 10 minutes after its start. */
 export const DEFAULT_TRACE_DURATION_MS = 10 * 60 * 1000;
@@ -56,6 +65,8 @@ export interface NewTrace {
   endAt?: number;
   level?: LogLevel;
   payloadEncode?: PayloadEncode;
+  /** `text` lines (default) or JSON lines. */
+  formatter?: TraceFormatter;
   maxSize?: number;
   /** Default `<dir>/<name>.log`. */
   file?: string;
@@ -109,6 +120,7 @@ export class Trace {
     readonly maxSize: number,
     readonly file: string,
     readonly createdAt: number,
+    readonly formatter: TraceFormatter = 'text',
   ) {}
 
   wants(level: LogLevel): boolean {
@@ -116,17 +128,26 @@ export class Trace {
   }
 
   /** Gathers one line; returns true when the trace needs a flush this turn. */
-  write(level: LogLevel, who: string, msg: string, fields: string): boolean {
+  write(level: LogLevel, who: Who, msg: string, fields: Fields = {}): boolean {
     if (!this.wants(level)) return false;
-    let line = `${new Date().toISOString()} [${level}] ${who} msg: ${msg}${fields === '' ? '' : `, ${fields}`}\n`;
-    const bytes = Buffer.byteLength(line);
-    if (this.size + bytes > this.maxSize) {
-      line = `${new Date().toISOString()} [notice] trace ${this.name} msg: trace_file_full, max_size: ${this.maxSize}\n`;
+    const time = new Date().toISOString();
+    let line = this.render(time, level, who, msg, fields);
+    if (this.size + Buffer.byteLength(line) > this.maxSize) {
+      line = this.formatter === 'json'
+        ? JSON.stringify({ time, level: 'notice', msg: 'trace_file_full', trace: this.name, max_size: this.maxSize }) + '\n'
+        : `${time} [notice] trace ${this.name} msg: trace_file_full, max_size: ${this.maxSize}\n`;
       this.full = true;
     }
     this.size += Buffer.byteLength(line);
     this.pending.push(line);
     return this.pending.length === 1;
+  }
+
+  private render(time: string, level: LogLevel, who: Who, msg: string, fields: Fields): string {
+    if (this.formatter === 'json') return JSON.stringify({ time, level, clientid: who.clientid, peername: who.peername, msg, ...fields }) + '\n';
+    let line = `${time} [${level}] ${who.clientid}${who.peername === undefined ? '' : `@${who.peername}`} msg: ${msg}`;
+    for (const [k, v] of Object.entries(fields)) line += `, ${k}: ${k === 'payload' && this.payloadEncode === 'text' ? JSON.stringify(v) : String(v)}`;
+    return line + '\n';
   }
 
   /** `makeDir`: create the directory (the trace directory); a file someone named must have one. */
@@ -218,10 +239,12 @@ export class Traces {
     if (endAt <= now) throw new TraceError('end_at', 'is in the past');
     const level = t.level ?? 'debug';
     if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new TraceError('level', `must be one of ${LOG_LEVELS.join(', ')}`);
+    const formatter = t.formatter ?? 'text';
+    if (!(TRACE_FORMATTERS as readonly string[]).includes(formatter)) throw new TraceError('formatter', `must be one of ${TRACE_FORMATTERS.join(', ')}`);
     const maxSize = t.maxSize ?? DEFAULT_TRACE_MAX_SIZE;
     if (!Number.isInteger(maxSize) || maxSize < 1024) throw new TraceError('max_size', 'must be an integer of at least 1024 (bytes)');
     const file = path.resolve(t.file ?? path.join(this.opts.dir, `${t.name}.log`));
-    const trace = new Trace(t.name, t.type, t.target, startAt, endAt, level, t.payloadEncode ?? 'text', maxSize, file, now);
+    const trace = new Trace(t.name, t.type, t.target, startAt, endAt, level, t.payloadEncode ?? 'text', maxSize, file, now, formatter);
     try {
       trace.open(t.file === undefined);
     } catch (err) {
@@ -334,10 +357,10 @@ export class Traces {
     if (this.running.client > 0 && this.unhook.length === 0) {
       this.connectWatcher = this.watcher;
       this.unhook.push(
-        hooks.on('client.connected', (info) => this.clientEvent(info, 'client_connected', '')),
-        hooks.on('client.disconnected', (info, reason) => this.clientEvent(info, 'client_disconnected', `reason: ${reason}`)),
-        hooks.on('client.subscribe', (info, filter, qos) => this.clientEvent(info, 'subscribed', `topic: ${filter}, qos: ${qos}`)),
-        hooks.on('client.unsubscribe', (info, filter) => this.clientEvent(info, 'unsubscribed', `topic: ${filter}`)),
+        hooks.on('client.connected', (info) => this.clientEvent(info, 'client_connected', {})),
+        hooks.on('client.disconnected', (info, reason) => this.clientEvent(info, 'client_disconnected', { reason })),
+        hooks.on('client.subscribe', (info, filter, qos) => this.clientEvent(info, 'subscribed', { topic: filter, qos })),
+        hooks.on('client.unsubscribe', (info, filter) => this.clientEvent(info, 'unsubscribed', { topic: filter })),
       );
     } else if (this.running.client === 0 && this.unhook.length > 0) {
       this.connectWatcher = null;
@@ -353,7 +376,7 @@ export class Traces {
     this.onChange?.();
   }
 
-  private clientEvent(info: ClientInfo, msg: string, fields: string): void {
+  private clientEvent(info: ClientInfo, msg: string, fields: Fields): void {
     for (const t of this.traces.values()) {
       if (t.status !== 'running' || t.type === 'topic') continue;
       if (t.type === 'clientid' ? t.target !== info.clientId : t.target !== info.peerHost) continue;
@@ -364,8 +387,10 @@ export class Traces {
   private published(msg: HookMessage): void {
     for (const t of this.traces.values()) {
       if (t.status !== 'running' || t.type !== 'topic' || !matchTopic(t.target, msg.topic)) continue;
-      const fields = `topic: ${msg.topic}, qos: ${msg.qos}, retain: ${msg.retain}, payload_size: ${msg.payload.length}${payloadText(msg.payload, t.payloadEncode, ', payload: ')}`;
-      if (t.write('info', msg.from === '' ? 'api' : msg.from, 'publish', fields)) this.touched(t);
+      const fields: Record<string, string | number | boolean> = { topic: msg.topic, qos: msg.qos, retain: msg.retain, payload_size: msg.payload.length };
+      const payload = payloadValue(msg.payload, t.payloadEncode);
+      if (payload !== undefined) fields.payload = payload;
+      if (t.write('info', { clientid: msg.from === '' ? 'api' : msg.from }, 'publish', fields)) this.touched(t);
     }
   }
 }
@@ -394,7 +419,7 @@ class ConnectWatcher implements PacketTracer {
 /** The tracer of one traced connection: writes its packets to the traces that match it. */
 export class ClientTracer implements PacketTracer, PacketSink {
   private readonly out: Decoder;
-  private readonly who: string;
+  private readonly who: Who;
 
   constructor(
     private readonly registry: Traces,
@@ -440,14 +465,21 @@ export class ClientTracer implements PacketTracer, PacketSink {
       if (t.status !== 'running') continue;
       live = true;
       if (!t.wants('debug')) continue;
-      if (t.write('debug', this.who, msg, `packet: ${describePacket(packet, t.payloadEncode)}`)) this.registry.touched(t);
+      if (t.write('debug', this.who, msg, { packet: describePacket(packet, t.payloadEncode) })) this.registry.touched(t);
     }
     return live;
   }
 }
 
-function who(clientId: string, host: string, port: number): string {
-  return `${clientId === '' ? '(no client id)' : clientId}@${host.includes(':') ? `[${host}]` : host}:${port}`;
+function who(clientId: string, host: string, port: number): Who {
+  return { clientid: clientId === '' ? '(no client id)' : clientId, peername: `${host.includes(':') ? `[${host}]` : host}:${port}` };
+}
+
+/** A payload as a trace shows it (first PAYLOAD_SHOWN bytes), or undefined when hidden. */
+function payloadValue(payload: Buffer, encode: PayloadEncode): string | undefined {
+  if (encode === 'hidden') return undefined;
+  const shown = payload.length > PAYLOAD_SHOWN ? payload.subarray(0, PAYLOAD_SHOWN) : payload;
+  return (encode === 'hex' ? shown.toString('hex') : shown.toString('utf8')) + (payload.length > PAYLOAD_SHOWN ? '...' : '');
 }
 
 function validFilter(f: string): boolean {

@@ -99,13 +99,30 @@ describe('petrel ctl trace', () => {
     assert.doesNotMatch(text, /other\/topic/);
     assert.equal((await ctl('trace', 'stop', 'topic', 'room/+/temp')).code, 0);
 
-    const ip = await ctl('trace', 'start', 'ip_address', '127.0.0.1', path.join(dir, 'ip.trace'), '--json');
+    const ipFile = path.join(dir, 'ip.trace');
+    const ip = await ctl('trace', 'start', 'ip_address', '127.0.0.1', ipFile, 'debug', 'json', '--json');
     assert.equal(ip.code, 0, ip.stderr);
     const created = JSON.parse(ip.stdout) as Record<string, unknown>;
     assert.equal(created.type, 'ip_address');
     assert.equal(created.ip_address, '127.0.0.1');
     assert.equal(created.status, 'running');
+    assert.equal(created.formatter, 'json');
+    const byIp = await connected(b.port, 5, 'from-loopback');
+    clients.push(byIp);
+    await byIp.publish('ip/t', 'p', 0);
+    await byIp.sync();
+    await waitFor(() => existsSync(ipFile) && readFileSync(ipFile, 'utf8').includes('ip/t'), 3000, 'ip trace line');
+    const rows = readFileSync(ipFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const row = rows.find((r) => String(r.packet).startsWith('PUBLISH'))!;
+    assert.equal(row.clientid, 'from-loopback');
+    assert.match(String(row.peername), /^127\.0\.0\.1:\d+$/);
+    assert.equal(row.msg, 'mqtt_packet_received');
+    assert.equal(row.level, 'debug');
+    assert.match(String(row.packet), /^PUBLISH\(Q0, R0, D0, Topic=ip\/t, PacketId=undefined, PayloadSize=1, Payload="p"\)$/);
     assert.equal((await ctl('trace', 'stop', 'ip_address', '127.0.0.1')).code, 0);
+    const badFormatter = await ctl('trace', 'start', 'client', 'c8', path.join(dir, 'c8.trace'), 'debug', 'xml');
+    assert.equal(badFormatter.code, 1);
+    assert.match(badFormatter.stderr, /body\.formatter: must be one of "text", "json"/);
 
     const twice = await ctl('trace', 'stop', 'client', 'nobody');
     assert.equal(twice.code, 1);

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { LOG_LEVELS, PAYLOAD_ENCODES, TraceError, type Trace, type TraceType } from '../../observability/index.js';
+import { LOG_LEVELS, PAYLOAD_ENCODES, TRACE_FORMATTERS, TraceError, type Trace, type TraceType } from '../../observability/index.js';
 import { ApiError, badRequest, errorSchema, notFound } from '../errors.js';
 import type { ApiContext } from '../server.js';
 
@@ -21,7 +21,7 @@ interface CreateBody {
   level?: (typeof LOG_LEVELS)[number];
   payload_encode?: (typeof PAYLOAD_ENCODES)[number];
   max_size?: number;
-  formatter?: 'text';
+  formatter?: (typeof TRACE_FORMATTERS)[number];
   file?: string;
 }
 
@@ -68,7 +68,7 @@ export function traceView(node: string, t: Trace): Record<string, unknown> {
     end_at: new Date(t.endAt).toISOString(),
     log_size: { [node]: t.size },
     payload_encode: t.payloadEncode,
-    formatter: 'text',
+    formatter: t.formatter,
     level: t.level,
     max_size: t.maxSize,
     file: t.file,
@@ -108,7 +108,7 @@ export function traceRoutes(app: FastifyInstance, ctx: ApiContext): void {
           level: { type: 'string', enum: [...LOG_LEVELS], default: 'debug', description: 'debug: packets and events; info: events only.' },
           payload_encode: { type: 'string', enum: [...PAYLOAD_ENCODES], default: 'text' },
           max_size: { type: 'integer', minimum: 1024, description: 'Bytes; writing stops there (default 10 MiB).' },
-          formatter: { type: 'string', enum: ['text'], default: 'text' },
+          formatter: { type: 'string', enum: [...TRACE_FORMATTERS], default: 'text', description: 'text lines, or JSON lines.' },
           file: { type: 'string', minLength: 1, description: 'Where to write (petrel ctl only; the API writes to node.data_dir/trace).' },
         },
       },
@@ -130,6 +130,7 @@ export function traceRoutes(app: FastifyInstance, ctx: ApiContext): void {
         endAt: parseTime('end_at', b.end_at),
         level: b.level,
         payloadEncode: b.payload_encode,
+        formatter: b.formatter,
         maxSize: b.max_size,
         file: b.file,
       });

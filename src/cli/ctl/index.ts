@@ -34,9 +34,9 @@ Commands (as emqx ctl):
   listeners                                     listeners with connections and shutdown counts
   listeners stop | start | restart <Id>         e.g. listeners restart tcp:default
   trace list
-  trace start client <ClientId> <File> [<Level>]
-  trace start topic <Topic> <File> [<Level>]
-  trace start ip_address <IP> <File> [<Level>]
+  trace start client <ClientId> <File> [<Level>] [<Formatter text|json>]
+  trace start topic <Topic> <File> [<Level>] [<Formatter>]
+  trace start ip_address <IP> <File> [<Level>] [<Formatter>]
   trace stop client <ClientId> | topic <Topic> | ip_address <IP>
   banned list | add <As> <Who> [<Reason>] | del <As> <Who>   (As: clientid, username, peerhost)
   admins list | add <User> <Password> [<Description>] | passwd <User> <Password> | del <User>
@@ -397,7 +397,7 @@ const listeners: Command = async (c, words, out) => {
 
 /** `client` in the ctl words is `clientid` in the API. */
 const TRACE_TYPES: Readonly<Record<string, string>> = { client: 'clientid', topic: 'topic', ip_address: 'ip_address' };
-const TRACE_USAGE = 'trace list | start client|topic|ip_address <X> <File> [<Level>] | stop client|topic|ip_address <X>';
+const TRACE_USAGE = 'trace list | start client|topic|ip_address <X> <File> [<Level>] [<Formatter>] | stop client|topic|ip_address <X>';
 
 /** The name of the trace `trace start <type> <X>` makes; `trace stop <type> <X>` finds it again. */
 function ctlTraceName(type: string, target: string): string {
@@ -408,7 +408,7 @@ function ctlTraceName(type: string, target: string): string {
 }
 
 const trace: Command = async (c, words, out) => {
-  const [sub, kind, target, file, level, ...rest] = words;
+  const [sub, kind, target, file, level, formatter, ...rest] = words;
   if (sub === 'list' && kind === undefined) {
     const list = await c.request<Array<Record<string, unknown>>>('GET', '/api/v5/trace');
     out.emit(list, () => table(['name', 'type', 'target', 'level', 'status', 'size', 'file'], list.map((t) => {
@@ -420,6 +420,7 @@ const trace: Command = async (c, words, out) => {
     if (type === undefined) usage(words, TRACE_USAGE);
     const body: Record<string, unknown> = { name: ctlTraceName(kind, target), type, [type]: target, file: path.resolve(file) };
     if (level !== undefined) body.level = level;
+    if (formatter !== undefined) body.formatter = formatter;
     // A day, unless stopped: EMQX's 10-minute default is meant for the dashboard's clicks.
     body.end_at = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
     const t = await c.request<Record<string, unknown>>('POST', '/api/v5/trace', body);
