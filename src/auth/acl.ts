@@ -512,3 +512,29 @@ export function ruleFromRaw(raw: RawRule, source: string): AclRule {
   const retain = rawRetain(raw.retain);
   return qos === undefined && retain === undefined ? rule : { ...rule, qos, retain };
 }
+
+/**
+ * A client's own rules as EMQX carries them in a JWT `acl` claim or an HTTP authentication
+ * response's `acl` field: a list of {permission, action, topic, qos, retain} or the older
+ * {pub, sub, all} allow lists. Throws RawRuleError on a malformed entry.
+ */
+export function aclFieldRules(claim: unknown, source: string): AclRule[] {
+  const raws: RawRule[] = [];
+  if (Array.isArray(claim)) {
+    for (const r of claim) {
+      if (typeof r !== 'object' || r === null) throw new RawRuleError('an acl entry is not an object');
+      raws.push(r as RawRule);
+    }
+  } else if (typeof claim === 'object' && claim !== null) {
+    const actions: Record<string, string> = { pub: 'publish', sub: 'subscribe', all: 'all' };
+    for (const [k, topics] of Object.entries(claim)) {
+      const action = actions[k];
+      if (action === undefined) throw new RawRuleError(`unknown acl key ${JSON.stringify(k)}: expected pub, sub or all`);
+      if (!Array.isArray(topics)) throw new RawRuleError(`acl.${k} is not a list of topics`);
+      for (const topic of topics) raws.push({ permission: 'allow', action, topic });
+    }
+  } else {
+    throw new RawRuleError('the acl claim is neither a list of rules nor a {pub, sub, all} object');
+  }
+  return raws.map((r) => ruleFromRaw(r, source));
+}

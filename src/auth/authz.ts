@@ -117,8 +117,14 @@ export class Authorizer {
 
   /** True when some client could be denied: a rule source or no_match = deny. */
   get active(): boolean {
-    return this.sources.length > 0 || !this.noMatchAllow;
+    return this.sources.length > 0 || !this.noMatchAllow || this.credentialRules;
   }
+
+  /**
+   * Some authenticator can hand a client its own rules (a JWT acl claim, an HTTP response's
+   * acl field): authorization must run even with no source and no_match = allow.
+   */
+  credentialRules = false;
 
   /** True when some source reads rules per client (fetchClientRules has work to do). */
   get hasPerClientSources(): boolean {
@@ -220,6 +226,7 @@ export class Authorizer {
       return 'allow';
     }
     if (st === undefined) return this.counted(this.evaluate(info, action, topic, detail, st));
+    if (st.acl === undefined && this.sources.length === 0) return this.count(this.noMatchAllow);
     const now = Date.now();
     if (this.perClient && !st.refreshing && now - st.rulesReadAt >= this.ttl) {
       // Stale per-client rules: read them again in the background; these serve meanwhile.

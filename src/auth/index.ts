@@ -121,6 +121,7 @@ export class Auth {
       sources.push(file);
     }
     this.authorizer = new Authorizer(config.authorization, sources, deps.metrics);
+    this.authorizer.credentialRules = chain.some((a) => a.id === 'jwt' || a.id === 'password_based:http');
     const failed = deps.metrics.counter('authorization.backend_error');
     this.authorizer.onSourceFailure = (source, info, err) => {
       failed.inc();

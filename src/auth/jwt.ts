@@ -18,7 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { AuthenticatorConfig } from '../config/index.js';
 import type { ClientInfo } from '../hooks/index.js';
-import { RawRuleError, ruleFromRaw, type AclRule, type RawRule } from './acl.js';
+import { RawRuleError, aclFieldRules, type AclRule } from './acl.js';
 import { BAD_USERNAME_OR_PASSWORD, type Authenticator, type AuthnResult } from './authn.js';
 import type { BackendFailureSink } from './backends/authenticators.js';
 import { AUTHN_VARS, Template, TemplateError, clientVars, jsonObjectConfig, truthy } from './backends/template.js';
@@ -35,28 +35,6 @@ function loadPublicKey(value: string, where: string): KeyObject {
   } catch (err) {
     throw new TemplateError(`${where}.public_key: not a PEM public key or certificate, nor a file holding one (${(err as Error).message})`);
   }
-}
-
-/** The `acl` claim as rules; throws RawRuleError on a malformed entry. */
-export function aclClaimRules(claim: unknown, source: string): AclRule[] {
-  const raws: RawRule[] = [];
-  if (Array.isArray(claim)) {
-    for (const r of claim) {
-      if (typeof r !== 'object' || r === null) throw new RawRuleError('an acl entry is not an object');
-      raws.push(r as RawRule);
-    }
-  } else if (typeof claim === 'object' && claim !== null) {
-    const actions: Record<string, string> = { pub: 'publish', sub: 'subscribe', all: 'all' };
-    for (const [k, topics] of Object.entries(claim)) {
-      const action = actions[k];
-      if (action === undefined) throw new RawRuleError(`unknown acl key ${JSON.stringify(k)}: expected pub, sub or all`);
-      if (!Array.isArray(topics)) throw new RawRuleError(`acl.${k} is not a list of topics`);
-      for (const topic of topics) raws.push({ permission: 'allow', action, topic });
-    }
-  } else {
-    throw new RawRuleError('the acl claim is neither a list of rules nor a {pub, sub, all} object');
-  }
-  return raws.map((r) => ruleFromRaw(r, source));
 }
 
 export class JwtAuthenticator implements Authenticator {
@@ -128,7 +106,7 @@ export class JwtAuthenticator implements Authenticator {
     const aclClaim = payload[this.config.acl_claim_name];
     if (aclClaim !== undefined) {
       try {
-        acl = aclClaimRules(aclClaim, `jwt:${this.name}`);
+        acl = aclFieldRules(aclClaim, `jwt:${this.name}`);
       } catch (err) {
         if (err instanceof RawRuleError) return deny('bad_acl_claim');
         throw err;

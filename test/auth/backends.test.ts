@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { IClientOptions } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { closeMqttClients, connectMqtt, endMqtt, subscribeMqtt } from '../helpers/clients.js';
+import { closeMqttClients, connectMqtt, endMqtt, nextPacket, subscribeMqtt } from '../helpers/clients.js';
 import { startMariaDb, startPostgres, startRedis, type RunningServer } from '../helpers/servers.js';
 import { hashPassword, type HashAlgorithm } from '../../src/auth/index.js';
 
@@ -195,6 +195,10 @@ describe('http backend', () => {
         if (u === 'alice') return reply(200, fields['password'] === 'alice-pw' ? { result: 'allow', is_superuser: false } : { result: 'deny' });
         if (u === 'root') return reply(200, { result: 'allow', is_superuser: true });
         if (u === 'nocontent') return reply(204);
+        if (u === 'withacl') {
+          return reply(200, { result: 'allow', acl: [{ permission: 'allow', action: 'publish', topic: 'own/${clientid}' }, { permission: 'deny', action: 'all', topic: '#' }] });
+        }
+        if (u === 'badacl') return reply(200, { result: 'allow', acl: [{ permission: 'maybe', action: 'publish', topic: 't' }] });
         if (u === 'ignored') return reply(200, { result: 'ignore' });
         if (u === 'noresult') return reply(200, { is_superuser: true });
         if (u === 'broken') return reply(500, { result: 'allow' });
@@ -251,6 +255,24 @@ describe('http backend', () => {
       }
     });
   }
+
+  test('an acl field in the response gives the client its own rules; a malformed one refuses it', async () => {
+    const b = await startBroker({ authentication: { web: config('post') }, authorization: { no_match: 'allow' } });
+    try {
+      const { client } = await connectMqtt(b.port, { clientId: 'h20', username: 'withacl', password: 'x', protocolVersion: 5 });
+      const code = async (topic: string): Promise<number> => {
+        const ack = nextPacket(client, 'puback');
+        client.publish(topic, 'x', { qos: 1 }, () => {});
+        return (await ack as unknown as { reasonCode?: number }).reasonCode ?? 0;
+      };
+      assert.equal(await code('own/h20'), 0x10);
+      assert.equal(await code('own/h21'), 0x87, 'the response\'s deny rule comes before no_match = allow');
+      await endMqtt(client);
+      assert.equal(await connackCode(b.port, { clientId: 'h22', username: 'badacl', password: 'x' }), 0x86);
+    } finally {
+      await b.stop();
+    }
+  });
 
   test('a service that does not answer: request_timeout bounds the CONNECT, then the chain goes on', async () => {
     const b = await startBroker({ authentication: { web: config('post'), local: { backend: 'built_in_database' } } });

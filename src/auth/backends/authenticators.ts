@@ -7,7 +7,9 @@
  *   when is_superuser is true / "true" / 1 / "1".
  * - http: 200 with a JSON (or form) body: `result` allow / deny / ignore (missing or unknown:
  *   ignore), `is_superuser`; 204: allow; any other status or a body that does not parse:
- *   ignore (emqx_authn_http:authenticate/2).
+ *   ignore (emqx_authn_http:authenticate/2). An `acl` field in an allow (a list of rules or
+ *   {pub, sub, all} lists) gives the client its own rules, checked before the sources; a
+ *   malformed one refuses the client (0x86), as EMQX does.
  *
  * A backend that is down, refuses, or does not answer within request_timeout makes the
  * authenticator answer ignore, as EMQX does (its resource query error -> ignore): the chain
@@ -17,6 +19,7 @@
 import type { AuthenticatorConfig } from '../../config/index.js';
 import type { ClientInfo } from '../../hooks/index.js';
 import { BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, type Authenticator, type AuthnResult } from '../authn.js';
+import { RawRuleError, aclFieldRules } from '../acl.js';
 import { verifyPassword } from '../password.js';
 import { HttpRequester, parseResponseBody } from './http.js';
 import { clientVars, truthy } from './template.js';
@@ -93,8 +96,17 @@ export class HttpAuthenticator implements Authenticator {
       return { result: 'ignore', detail: 'backend_ignored' };
     }
     switch (body['result']) {
-      case 'allow':
-        return { result: 'allow', superuser: truthy(body['is_superuser']), authenticator: this.name };
+      case 'allow': {
+        const superuser = truthy(body['is_superuser']);
+        if (body['acl'] === undefined) return { result: 'allow', superuser, authenticator: this.name };
+        // The client's own rules, checked before the sources (EMQX 5.x `acl` in the response).
+        try {
+          return { result: 'allow', superuser, authenticator: this.name, acl: aclFieldRules(body['acl'], `http:${this.name}`) };
+        } catch (err) {
+          if (!(err instanceof RawRuleError)) throw err;
+          return { result: 'deny', reasonCode: BAD_USERNAME_OR_PASSWORD, detail: 'bad_acl_claim', authenticator: this.name };
+        }
+      }
       case 'deny':
         return { result: 'deny', reasonCode: NOT_AUTHORIZED, detail: 'backend_denied', authenticator: this.name };
       default:
