@@ -69,6 +69,10 @@ describe('petrel ctl: listeners, admins, log, conf, banned', () => {
     assert.equal((await ctl('listeners', 'start', 'tcp:default')).stdout, 'tcp:default started\n');
     clients.push(await connected(petrel.port(), 5, 'l-2'));
     assert.equal((await ctl('listeners', 'restart', 'tcp:default')).stdout, 'tcp:default restarted\n');
+    assert.equal((await ctl('listeners', 'enable', 'tcp:default', 'false')).stdout, 'tcp:default disabled\n');
+    assert.match((await ctl('listeners')).stdout, /^ {2}running +: false$/m);
+    assert.equal((await ctl('listeners', 'enable', 'tcp:default', 'true')).stdout, 'tcp:default enabled\n');
+    assert.equal((await ctl('listeners', 'enable', 'tcp:default', 'maybe')).code, 2);
     const none = await ctl('listeners', 'stop', 'tcp:nope');
     assert.equal(none.code, 1);
     assert.equal(none.stdout, 'Not Found.\n');
@@ -122,6 +126,18 @@ describe('petrel ctl: listeners, admins, log, conf, banned', () => {
     const bad = await ctl('conf', 'reload');
     assert.equal(bad.code, 2, 'the ctl itself reads the file first');
     writeFileSync(file, toml(dir, 'info', 32, '1m'));
+  });
+
+  test('traces list | start <Name> ... | stop | delete (named traces in the data directory)', async () => {
+    const start = await ctl('traces', 'start', 'night', 'topic', 'alerts/#', '60', 'json');
+    assert.equal(start.code, 0, start.stderr);
+    assert.match(start.stdout.trim(), new RegExp(`^trace night created \\(${path.join(dir, 'trace', 'night.log').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, until \\S+\\)$`));
+    assert.match((await ctl('traces', 'list')).stdout, /^night +topic +alerts\/# +debug +running /m);
+    assert.equal((await ctl('traces', 'stop', 'night')).stdout, 'trace night stopped\n');
+    assert.match((await ctl('traces', 'list')).stdout, /^night +topic +alerts\/# +debug +stopped /m);
+    assert.equal((await ctl('traces', 'delete', 'night')).stdout, 'trace night deleted\n');
+    assert.equal((await ctl('traces', 'delete', 'night')).stdout, 'Not Found.\n');
+    assert.equal((await ctl('traces', 'start', 'x', 'topic', 't', 'soon')).code, 2);
   });
 
   test('banned list | add | del', async () => {

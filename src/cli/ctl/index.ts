@@ -33,11 +33,14 @@ Commands (as emqx ctl):
   retainer info | topics | clean [<TopicFilter>]
   listeners                                     listeners with connections and shutdown counts
   listeners stop | start | restart <Id>         e.g. listeners restart tcp:default
+  listeners enable <Id> true|false              the listener's enable key, at run time
   trace list
   trace start client <ClientId> <File> [<Level>] [<Formatter text|json>]
   trace start topic <Topic> <File> [<Level>] [<Formatter>]
   trace start ip_address <IP> <File> [<Level>] [<Formatter>]
   trace stop client <ClientId> | topic <Topic> | ip_address <IP>
+  traces list | start <Name> client|topic|ip_address <X> [<Duration s>] [<Formatter>]
+  traces stop <Name> | delete <Name>           named traces, files in <node.data_dir>/trace
   banned list | add <As> <Who> [<Reason>] | del <As> <Who>   (As: clientid, username, peerhost)
   admins list | add <User> <Password> [<Description>] | passwd <User> <Password> | del <User>
   log set-level <Level>                         debug, info, notice, warning, error, critical, alert, emergency
@@ -373,8 +376,17 @@ const listenerAction: Command = async (c, words, out) => {
   if (done === true) out.emit({ result: 'ok', id, action }, () => [`${id} ${action === 'stop' ? 'stopped' : action === 'start' ? 'started' : 'restarted'}`]);
 };
 
+const listenerEnable: Command = async (c, words, out) => {
+  const [, id, on, ...rest] = words;
+  const m = /^(tcp|ssl|ws|wss):([A-Za-z0-9_-]+)$/.exec(id ?? '');
+  if (m === null || (on !== 'true' && on !== 'false') || rest.length > 0) usage(words, 'listeners enable <Id> true|false');
+  const r = await c.request<Record<string, unknown>>('PUT', '/api/v5/configs', { [`listeners.${m[1]!}.${m[2]!}.enable`]: on === 'true' });
+  out.emit(r, () => [`${id!} ${on === 'true' ? 'enabled' : 'disabled'}`]);
+};
+
 const listeners: Command = async (c, words, out) => {
   if (words[0] === 'stop' || words[0] === 'start' || words[0] === 'restart') return listenerAction(c, words, out);
+  if (words[0] === 'enable') return listenerEnable(c, words, out);
   if (words.length > 0) usage(words, 'listeners | listeners stop | start | restart <Id>');
   const list = await c.request<Array<Record<string, unknown>>>('GET', '/api/v5/listeners');
   out.emit(list, () => list.flatMap((l) => {
@@ -435,6 +447,31 @@ const trace: Command = async (c, words, out) => {
     if (done === true) out.emit({ result: 'ok', name }, () => [`stop tracing ${kind} ${target} successfully`]);
   } else {
     usage(words, TRACE_USAGE);
+  }
+};
+
+const TRACES_USAGE = 'traces list | start <Name> client|topic|ip_address <X> [<Duration s>] [<Formatter>] | stop <Name> | delete <Name>';
+
+/** EMQX's cluster-wide named traces: the API's own traces, by name. */
+const traces: Command = async (c, words, out) => {
+  const [sub, name, kind, target, duration, formatter, ...rest] = words;
+  if (sub === 'list' && name === undefined) return trace(c, words, out);
+  if (sub === 'start' && name !== undefined && kind !== undefined && target !== undefined && rest.length === 0) {
+    const type = TRACE_TYPES[kind];
+    if (type === undefined || (duration !== undefined && !/^[1-9]\d*$/.test(duration))) usage(words, TRACES_USAGE);
+    const body: Record<string, unknown> = { name, type, [type]: target };
+    if (duration !== undefined) body.end_at = new Date(Date.now() + Number(duration) * 1000).toISOString();
+    if (formatter !== undefined) body.formatter = formatter;
+    const t = await c.request<Record<string, unknown>>('POST', '/api/v5/trace', body);
+    out.emit(t, () => [`trace ${name} created (${text(t.file)}, until ${text(t.end_at)})`]);
+  } else if ((sub === 'stop' || sub === 'delete') && name !== undefined && kind === undefined) {
+    const done = await orNotFound(out, async () => {
+      await c.request(sub === 'stop' ? 'PUT' : 'DELETE', sub === 'stop' ? `/api/v5/trace/${enc(name)}/stop` : `/api/v5/trace/${enc(name)}`);
+      return true;
+    });
+    if (done === true) out.emit({ result: 'ok', name }, () => [`trace ${name} ${sub === 'stop' ? 'stopped' : 'deleted'}`]);
+  } else {
+    usage(words, TRACES_USAGE);
   }
 };
 
@@ -510,6 +547,7 @@ const conf: Command = async (c, words, out) => {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   trace,
+  traces,
   banned,
   admins,
   log,
