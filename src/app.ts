@@ -18,7 +18,7 @@ import {
   type OverloadProtectionConfig,
   type PetrelConfig,
 } from './config/index.js';
-import { Connection, addCommitter, removeCommitter, requestTurn, type Committer, type ConnectionInfo } from './connection/index.js';
+import { Connection, addCommitter, removeCommitter, requestTurn, type Committer, type ConnectionContext, type ConnectionInfo } from './connection/index.js';
 import { restoreDurableState } from './session/index.js';
 import { Hooks } from './hooks/index.js';
 import { Alarms, Logger, Metrics, Traces, type LogSink } from './observability/index.js';
@@ -31,7 +31,9 @@ import {
   createListeners,
   type Alarm,
   type CertificateReload,
+  type AcceptedConnection,
   type Listener,
+  type ListenerContext,
   type ListenerLimits,
   type ListenerStats,
 } from './transport/index.js';
@@ -91,6 +93,8 @@ export class Petrel {
   /** `$SYS/brokers/<node>/...` (sys_topics.*), published while started. */
   readonly sys: SysTopics;
   private started = false;
+  /** One connection context per listener (see Connection), made at its first connection. */
+  private readonly contexts = new WeakMap<ListenerContext, ConnectionContext>();
 
   constructor(config: PetrelConfig, options: CreateBrokerOptions = {}) {
     this.config = config;
@@ -115,7 +119,7 @@ export class Petrel {
       logger: this.logger,
       dataDir: config.node.data_dir,
       maxPacketSize: config.mqtt.max_packet_size,
-      onConnection: (c) => this.handle(c.stream, c),
+      onConnection: (c) => this.accept(c),
     });
     this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
@@ -374,23 +378,37 @@ export class Petrel {
     stream: Duplex,
     info: Partial<Pick<ConnectionInfo, 'peerHost' | 'peerPort' | 'listener' | 'onClosed' | 'flow' | 'secure' | 'peerCert' | 'clientSettings'>> = {},
   ): Connection {
-    return new Connection(
-      stream,
-      {
-        peerHost: info.peerHost ?? 'local',
-        peerPort: info.peerPort ?? 0,
-        listener: info.listener ?? 'internal',
-        onClosed: info.onClosed,
-        flow: info.flow,
-        secure: info.secure,
-        peerCert: info.peerCert,
-        clientSettings: info.clientSettings,
-        guard: this.forceShutdown,
-        overload: this.overload,
-        tracer: this.traces.connectWatcher,
+    const context = this.connectionContext({
+      listener: info.listener ?? 'internal',
+      onClosed: info.onClosed,
+      flow: info.flow,
+      secure: info.secure,
+      clientSettings: info.clientSettings,
+    });
+    return new Connection(stream, info.peerHost ?? 'local', info.peerPort ?? 0, info.peerCert, context, this.broker);
+  }
+
+  /** A listener's connection: its context is made once per listener and shared. */
+  private accept(c: AcceptedConnection): Connection {
+    let context = this.contexts.get(c.context);
+    if (context === undefined) {
+      context = this.connectionContext(c.context);
+      this.contexts.set(c.context, context);
+    }
+    return new Connection(c.stream, c.peerHost, c.peerPort, c.peerCert, context, this.broker);
+  }
+
+  private connectionContext(base: Omit<ConnectionContext, 'guard' | 'overload' | 'tracer'>): ConnectionContext {
+    const traces = this.traces;
+    return {
+      ...base,
+      guard: this.forceShutdown,
+      overload: this.overload,
+      // Read per connection: a trace may start or stop at any time.
+      get tracer() {
+        return traces.connectWatcher;
       },
-      this.broker,
-    );
+    };
   }
 
   /**

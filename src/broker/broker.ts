@@ -101,7 +101,13 @@ export class Broker {
   private readonly merge = new Map<Subscriber, { qos: QoS; retain: boolean; ids: number[] }>();
 
   /** Counters the message plane bumps per packet, resolved once (no map lookup per message). */
-  readonly counters: { messagesReceived: Counter; receivedByQoS: readonly Counter[] };
+  readonly counters: {
+    messagesReceived: Counter;
+    receivedByQoS: readonly Counter[];
+    bytesReceived: Counter;
+    bytesSent: Counter;
+    packetsReceived: Counter;
+  };
   private readonly cReceived: Counter;
   private readonly cDelivered: Counter;
   private readonly cNoSubscribers: Counter;
@@ -129,6 +135,9 @@ export class Broker {
         this.metrics.counter(MetricName.messagesQos1Received),
         this.metrics.counter(MetricName.messagesQos2Received),
       ],
+      bytesReceived: this.metrics.counter(MetricName.bytesReceived),
+      bytesSent: this.metrics.counter(MetricName.bytesSent),
+      packetsReceived: this.metrics.counter(MetricName.packetsReceived),
     };
     this.cReceived = this.metrics.counter(MetricName.messagesPublish);
     this.cDelivered = this.metrics.counter(MetricName.messagesDelivered);

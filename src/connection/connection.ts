@@ -25,7 +25,7 @@ import type { Duplex } from 'node:stream';
 import { Decoder, PacketType, type MqttReasonError, type Packet, type PacketSink } from '../codec/index.js';
 import type { Broker, TimerEntry, TimerTask } from '../broker/index.js';
 import { Channel, type ChannelIO, type ListenerClientSettings, type PeerCertificate } from '../channel/index.js';
-import { MetricName, type Counter, type PacketTracer } from '../observability/index.js';
+import type { PacketTracer } from '../observability/index.js';
 import {
   ClientFlow,
   type FlowKind,
@@ -42,9 +42,12 @@ export const HIGH_WATERMARK = 1024 * 1024;
 /** Largest batch concatenated into one buffer; larger batches are written corked. */
 const CONCAT_LIMIT = 256 * 1024;
 
-export interface ConnectionInfo {
-  peerHost: string;
-  peerPort: number;
+/**
+ * What a connection shares with every other connection of its listener: one object per
+ * listener (app.ts), so an idle connection does not carry a copy (design: memory per idle
+ * connection, issue 7).
+ */
+export interface ConnectionContext {
   listener: string;
   /** Per-listener counter of closed connections by reason. */
   onClosed?: (reason: string) => void;
@@ -55,12 +58,19 @@ export interface ConnectionInfo {
   /** Overload protection: new CONNECTs are refused while it says so. */
   overload?: OverloadMonitor;
   /** Set while a client or IP trace runs: looks at the CONNECT (observability/trace.ts). */
-  tracer?: PacketTracer | null;
+  readonly tracer?: PacketTracer | null;
   /** TLS terminated by the listener: a close without DISCONNECT is `ssl_closed`. */
   secure?: boolean;
-  /** The verified client certificate, and the listener's mountpoint / peer_cert_as_*. */
-  peerCert?: PeerCertificate;
+  /** The listener's mountpoint / peer_cert_as_*. */
   clientSettings?: ListenerClientSettings;
+}
+
+/** A connection's own address and certificate, and its listener's context. */
+export interface ConnectionInfo extends ConnectionContext {
+  peerHost: string;
+  peerPort: number;
+  /** The verified client certificate. */
+  peerCert?: PeerCertificate;
 }
 
 /** Templates whose packet id lies this far in or further are copied at once (see `pending`). */
@@ -169,9 +179,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   readonly decoder: Decoder;
   readonly peerHost: string;
   readonly peerPort: number;
-  readonly listener: string;
   readonly peerCert: PeerCertificate | undefined;
-  readonly clientSettings: ListenerClientSettings | undefined;
 
   /**
    * This turn's output, in order (made on first send, reused across turns): Buffers, and small
@@ -189,10 +197,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   private lastReceived: number;
   private timeoutMs: number;
   private timer: TimerEntry | null = null;
-  private readonly cBytesIn: Counter;
-  private readonly cBytesOut: Counter;
-  private readonly cPacketsIn: Counter;
   private pausedBy = 0;
+  /** The listener's shutdown count has this connection's reason. */
+  private shutdownCounted = false;
   /** The listener's limits, and this client's buckets (made on first use). */
   private readonly listenerFlow: ListenerFlow | null;
   private flow: ClientFlow | null = null;
@@ -211,19 +218,18 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   constructor(
     private readonly socket: Duplex,
-    private readonly info: ConnectionInfo,
+    peerHost: string,
+    peerPort: number,
+    peerCert: PeerCertificate | undefined,
+    /** Shared by the listener's connections. */
+    private readonly info: ConnectionContext,
     private readonly broker: Broker,
   ) {
-    this.peerHost = info.peerHost;
-    this.peerPort = info.peerPort;
-    this.listener = info.listener;
-    this.peerCert = info.peerCert;
-    this.clientSettings = info.clientSettings;
+    this.peerHost = peerHost;
+    this.peerPort = peerPort;
+    this.peerCert = peerCert;
     this.channel = new Channel(broker, this);
     this.decoder = new Decoder(this, { maxPacketSize: broker.config.mqtt.max_packet_size, expectConnect: true });
-    this.cBytesIn = broker.metrics.counter(MetricName.bytesReceived);
-    this.cBytesOut = broker.metrics.counter(MetricName.bytesSent);
-    this.cPacketsIn = broker.metrics.counter(MetricName.packetsReceived);
     this.listenerFlow = info.flow ?? null;
     this.tracer = info.tracer ?? null;
     info.guard?.add(this);
@@ -256,7 +262,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   private onData(chunk: Buffer): void {
     this.lastReceived = this.broker.wheel.now;
-    this.cBytesIn.value += chunk.length;
+    this.broker.counters.bytesReceived.value += chunk.length;
     this.channel.readTime = 0; // also cleared after the read: a sink that threw left it set
     const lf = this.listenerFlow;
     if (!this.throttled && (lf === null || !lf.active)) {
@@ -273,7 +279,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   // PacketSink
   onPacket(packet: Packet): void {
-    this.cPacketsIn.value++;
+    this.broker.counters.packetsReceived.value++;
     if (this.tracer !== null) this.tracer = this.tracer.received(packet, this);
     const flow = this.flow;
     if (
@@ -497,7 +503,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     const total = this.pendingBytes;
     this.pending = null;
     this.pendingBytes = 0;
-    this.cBytesOut.value += total;
+    this.broker.counters.bytesSent.value += total;
     const socket = this.socket;
     const only = pending.length === 1 ? pending[0]! : 0;
     if (typeof only !== 'number') socket.write(only);
@@ -587,7 +593,17 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.decoder.stop();
   }
 
+  get listener(): string {
+    return this.info.listener;
+  }
+
+  get clientSettings(): ListenerClientSettings | undefined {
+    return this.info.clientSettings;
+  }
+
   countShutdown(reason: string): void {
+    if (this.shutdownCounted) return;
+    this.shutdownCounted = true;
     this.info.onClosed?.(reason);
   }
 }

@@ -15,6 +15,7 @@ export {
   WAIT_LIMIT,
   proxiedCertificate,
   type AcceptedConnection,
+  type ListenerContext,
   type CertificateReload,
   type ListenerDeps,
   type ListenerLimits,

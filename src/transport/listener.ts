@@ -27,23 +27,28 @@ import { FLOW_KEYS, ListenerFlow, flowLimits, rateText, type FlowSettings } from
 import { readProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 import { TokenBucket } from './rate.js';
 
+/** What every connection of one listener shares: one object per listener. */
+export interface ListenerContext {
+  /** Listener id, `<type>:<name>` (EMQX's form, e.g. `ssl:default`). */
+  readonly listener: string;
+  /** Called once per connection with its disconnect reason; counted per listener. */
+  readonly onClosed: (reason: string) => void;
+  /** The listener's inbound rate limits (messages_rate, bytes_rate, total_*). */
+  readonly flow: ListenerFlow;
+  /** TLS is terminated here (ssl, wss): a close without DISCONNECT is `ssl_closed`. */
+  readonly secure: boolean;
+  /** mountpoint and peer_cert_as_* of the listener. */
+  readonly clientSettings: ListenerClientSettings;
+}
+
 /** A stream ready for MQTT, with who is at the other end. */
 export interface AcceptedConnection {
   stream: Duplex;
   peerHost: string;
   peerPort: number;
-  /** Listener id, `<type>:<name>` (EMQX's form, e.g. `ssl:default`). */
-  listener: string;
-  /** Called once with the disconnect reason; counted per listener. */
-  onClosed: (reason: string) => void;
-  /** The listener's inbound rate limits (messages_rate, bytes_rate, total_*). */
-  flow: ListenerFlow;
-  /** TLS is terminated here (ssl, wss): a close without DISCONNECT is `ssl_closed`. */
-  secure: boolean;
   /** The client certificate verified at the handshake, or the CN a PROXY v2 header vouches for. */
   peerCert: PeerCertificate | undefined;
-  /** mountpoint and peer_cert_as_* of the listener (one object, shared). */
-  clientSettings: ListenerClientSettings;
+  context: ListenerContext;
 }
 
 export interface ListenerDeps {
@@ -144,6 +149,8 @@ export abstract class Listener {
    * the socket as `this`), where `once` with a closure cost ~200 B per idle connection.
    */
   private readonly onSocketClose: (this: net.Socket) => void;
+  /** Shared by this listener's connections (AcceptedConnection.context). */
+  readonly context: ListenerContext;
 
   protected constructor(
     readonly type: ListenerType,
@@ -169,6 +176,13 @@ export abstract class Listener {
     this.onSocketClose = function (this: net.Socket): void {
       oneLess();
       pending.delete(this);
+    };
+    this.context = {
+      listener: this.id,
+      onClosed: (reason) => this.shutdownCounts.set(reason, (this.shutdownCounts.get(reason) ?? 0) + 1),
+      flow: this.flow,
+      secure: type === 'ssl' || type === 'wss',
+      clientSettings: this.clientSettings,
     };
   }
 
@@ -420,22 +434,8 @@ export abstract class Listener {
       stream.destroy();
       return;
     }
-    let counted = false;
-    this.deps.onConnection({
-      stream,
-      peerHost: peer.host,
-      peerPort: peer.port,
-      listener: this.id,
-      flow: this.flow,
-      secure: this.type === 'ssl' || this.type === 'wss',
-      peerCert,
-      clientSettings: this.clientSettings,
-      onClosed: (reason) => {
-        if (counted) return;
-        counted = true;
-        this.shutdownCounts.set(reason, (this.shutdownCounts.get(reason) ?? 0) + 1);
-      },
-    });
+    // The connection counts its reason once (Connection.countShutdown).
+    this.deps.onConnection({ stream, peerHost: peer.host, peerPort: peer.port, peerCert, context: this.context });
   }
 
   /** A TLS handshake or WebSocket upgrade failed; logged by the caller. */
