@@ -33,7 +33,7 @@ import { handleConnect, refuseConnect } from './handlers/connect.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { handleDisconnect } from './handlers/disconnect.js';
-import { OutboundEncoder } from './outbound.js';
+import { outboundEncoder, type OutboundEncoder } from './outbound.js';
 import { forwardable } from './properties.js';
 import type { ChannelIO } from './types.js';
 
@@ -90,7 +90,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
     readonly broker: Broker,
     readonly io: ChannelIO,
   ) {
-    this.outbound = new OutboundEncoder(this);
+    this.outbound = outboundEncoder(broker);
   }
 
   // ------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   }
 
   sendPublish(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
-    return this.outbound.publish(msg, qos, retain, subscriptionIds, packetId, dup);
+    return this.outbound.publish(this, msg, qos, retain, subscriptionIds, packetId, dup);
   }
 
   sendPubrel(packetId: number): void {

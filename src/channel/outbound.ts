@@ -16,7 +16,7 @@
  * another), and a message outside its mountpoint is dropped as too large ones are.
  */
 import { encodePublishTemplate, withPacketId, type Properties, type PublishTemplate, type QoS } from '../codec/index.js';
-import type { Message } from '../broker/index.js';
+import type { Broker, Message } from '../broker/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import type { Channel } from './channel.js';
 import { unmountTopic } from './mountpoint.js';
@@ -41,18 +41,18 @@ export class OutboundEncoder {
   private readonly cTooLarge: Counter;
   private readonly cDropped: Counter;
 
-  constructor(private readonly ch: Channel) {
-    this.cSent = ch.broker.metrics.counter(MetricName.messagesSent);
-    this.cTooLarge = ch.broker.metrics.counter(MetricName.messagesDroppedTooLarge);
-    this.cDropped = ch.broker.metrics.counter(MetricName.messagesDropped);
+  /** One per broker, shared by its channels (outboundEncoder()): a channel keeps no state here. */
+  constructor(broker: Broker) {
+    this.cSent = broker.metrics.counter(MetricName.messagesSent);
+    this.cTooLarge = broker.metrics.counter(MetricName.messagesDroppedTooLarge);
+    this.cDropped = broker.metrics.counter(MetricName.messagesDropped);
   }
 
-  publish(msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
-    const ch = this.ch;
+  publish(ch: Channel, msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], packetId: number, dup: boolean): boolean {
     const v5 = ch.protocolVersion === 5;
     let template: PublishTemplate;
     if (ch.mountpoint !== null) {
-      const mounted = this.mountedTemplate(msg, ch.mountpoint, v5, qos, retain, subscriptionIds);
+      const mounted = this.mountedTemplate(ch, msg, ch.mountpoint, v5, qos, retain, subscriptionIds);
       if (mounted === null) return false;
       template = mounted;
     } else if (!v5 || (subscriptionIds.length === 0 && msg.expiresAt === 0)) {
@@ -96,6 +96,7 @@ export class OutboundEncoder {
   }
 
   private mountedTemplate(
+    ch: Channel,
     msg: Message,
     mp: string,
     v5: boolean,
@@ -106,7 +107,7 @@ export class OutboundEncoder {
     const topic = unmountTopic(mp, msg.topic);
     if (topic === null) {
       this.cDropped.value++;
-      this.ch.broker.logger.info('delivery_dropped_outside_mountpoint', { clientid: this.ch.clientId, topic: msg.topic, mountpoint: mp });
+      ch.broker.logger.info('delivery_dropped_outside_mountpoint', { clientid: ch.clientId, topic: msg.topic, mountpoint: mp });
       return null;
     }
     const packetId = qos > 0 ? 1 : undefined;
@@ -138,4 +139,13 @@ export class OutboundEncoder {
     if (subscriptionIds.length > 0) p.subscriptionIdentifiers = subscriptionIds.slice();
     return p;
   }
+}
+
+const encoders = new WeakMap<Broker, OutboundEncoder>();
+
+/** The broker's shared encoder (made on first use). */
+export function outboundEncoder(broker: Broker): OutboundEncoder {
+  let e = encoders.get(broker);
+  if (e === undefined) encoders.set(broker, (e = new OutboundEncoder(broker)));
+  return e;
 }

@@ -58,7 +58,7 @@ export function restoreDurableState(broker: Broker, state: DurableState, now: nu
     for (const sub of ps.subscriptions) {
       const opts = makeSubOptions(sub.qos, sub.noLocal, sub.retainAsPublished, sub.retainHandling, sub.subscriptionId);
       const result = broker.subscribe(session, sub.filter, opts);
-      if (result.code < 0x80) session.subscriptions.set(sub.filter, { filter: sub.filter, options: opts });
+      if (result.code < 0x80) session.restoreSubscription(sub.filter, opts);
     }
     for (const d of ps.deliveries) {
       const msg = messages.get(d.messageId);

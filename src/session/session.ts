@@ -122,9 +122,13 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     this.cAcked = broker.metrics.counter(MetricName.messagesAcked);
   }
 
-  /** The session's subscriptions by raw filter (made on first access). */
-  get subscriptions(): Map<string, SessionSubscription> {
-    return (this.subs ??= new Map());
+  /**
+   * The session's subscriptions by raw filter (read-only: addSubscription / removeSubscription
+   * change them). A shared empty view until the first one, so that listing or counting the
+   * subscriptions of an idle client allocates nothing.
+   */
+  get subscriptions(): ReadonlyMap<string, SessionSubscription> {
+    return this.subs ?? EMPTY_SUBSCRIPTIONS;
   }
 
   /** Messages in flight by packet id (read-only: the session alone changes it). */
@@ -184,8 +188,13 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
 
   addSubscription(filter: string, options: SubOptions): void {
     const sub = { filter, options };
-    this.subscriptions.set(filter, sub);
+    (this.subs ??= new Map()).set(filter, sub);
     this.store?.putSubscription(this.clientId, persistedSubscription(sub));
+  }
+
+  /** Restored at start: recorded without writing it back to the store. */
+  restoreSubscription(filter: string, options: SubOptions): void {
+    (this.subs ??= new Map()).set(filter, { filter, options });
   }
 
   removeSubscription(filter: string): boolean {
@@ -650,6 +659,7 @@ export interface ReadonlyDeque<T> extends Iterable<T> {
 }
 
 const EMPTY_MAP: ReadonlyMap<number, never> = new Map<number, never>();
+const EMPTY_SUBSCRIPTIONS: ReadonlyMap<string, SessionSubscription> = new Map<string, SessionSubscription>();
 const EMPTY_DEQUE: ReadonlyDeque<never> = new Deque<never>();
 
 function persistedSubscription(sub: SessionSubscription): PersistedSubscription {
