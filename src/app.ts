@@ -148,6 +148,7 @@ export class Petrel {
         alarms: this.alarmRegistry,
         configs: this.liveConfig,
         listenerAction: (id, action) => this.listenerAction(id, action),
+        reloadCertificates: () => this.reloadCertificates(),
         records: () => this.records,
         authenticators: () => this.auth.chain as never,
         banned: () => this.auth.banned as never,

@@ -69,6 +69,8 @@ export interface ApiServerDeps {
   configs?: ApiConfigs;
   /** Stops, starts or restarts an MQTT listener by id (`tcp:default`); false when there is none. */
   listenerAction?(id: string, action: 'start' | 'stop' | 'restart'): Promise<boolean>;
+  /** Re-reads the TLS certificate files of every ssl/wss listener (also on SIGHUP). */
+  reloadCertificates?(): ReadonlyArray<{ listener: string; ok: boolean; certfile: string; error?: string }>;
   /** Control-plane records (API keys, dashboard admins); usable once the broker started. */
   records?(): RecordStore;
   /** Authenticators by name, for `/authentication` (the Auth object). */

@@ -1,6 +1,7 @@
 /**
  * Operating the node: `/alarms`, `/configs` (read; change the keys that can change at run
- * time), `/configs/reload` (petrel ctl conf reload), and `/listeners/{id}/stop|start|restart`.
+ * time), `/configs/reload` (petrel ctl conf reload), `/listeners/{id}/stop|start|restart`, and
+ * `/listeners/reload_certs` (petrel ctl listeners reload_certs).
  */
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/index.js';
@@ -30,7 +31,7 @@ function dotted(root: string, body: Record<string, unknown>): Record<string, unk
 }
 
 export function opsRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const { alarms, configs, listenerAction } = ctx.deps;
+  const { alarms, configs, listenerAction, reloadCertificates } = ctx.deps;
 
   if (alarms !== undefined) {
     app.get<{ Querystring: PageQuery & { activated?: boolean } }>('/api/v5/alarms', {
@@ -155,6 +156,24 @@ export function opsRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       return configs.view()[req.params.root];
     });
+  }
+
+  if (reloadCertificates !== undefined) {
+    app.post('/api/v5/listeners/reload_certs', {
+      schema: {
+        tags: ['listeners'],
+        summary: 'Re-read the certificate files of every ssl/wss listener (as SIGHUP does); new handshakes use them, a bad file keeps the old certificate',
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { listener: { type: 'string' }, ok: { type: 'boolean' }, certfile: { type: 'string' }, error: { type: 'string' } },
+            },
+          },
+        },
+      },
+    }, () => reloadCertificates());
   }
 
   if (listenerAction !== undefined) {

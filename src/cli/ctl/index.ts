@@ -33,6 +33,7 @@ Commands (as emqx ctl):
   retainer info | topics | clean [<TopicFilter>]
   listeners                                     listeners with connections and shutdown counts
   listeners stop | start | restart <Id>         e.g. listeners restart tcp:default
+  listeners reload_certs                       re-read ssl/wss certificate files (as SIGHUP)
   listeners enable <Id> true|false              the listener's enable key, at run time
   trace list
   trace start client <ClientId> <File> [<Level>] [<Formatter text|json>]
@@ -384,7 +385,17 @@ const listenerEnable: Command = async (c, words, out) => {
   out.emit(r, () => [`${id!} ${on === 'true' ? 'enabled' : 'disabled'}`]);
 };
 
+const reloadCerts: Command = async (c, words, out) => {
+  if (words.length > 1) usage(words, 'listeners reload_certs');
+  const results = await c.request<Array<{ listener: string; ok: boolean; certfile: string; error?: string }>>('POST', '/api/v5/listeners/reload_certs');
+  out.emit(results, () => (results.length === 0
+    ? ['no ssl or wss listener']
+    : results.map((r) => (r.ok ? `${r.listener}: reloaded ${r.certfile}` : `${r.listener}: kept the old certificate: ${r.error ?? 'failed'}`))));
+  if (results.some((r) => !r.ok)) out.failed = true;
+};
+
 const listeners: Command = async (c, words, out) => {
+  if (words[0] === 'reload_certs') return reloadCerts(c, words, out);
   if (words[0] === 'stop' || words[0] === 'start' || words[0] === 'restart') return listenerAction(c, words, out);
   if (words[0] === 'enable') return listenerEnable(c, words, out);
   if (words.length > 0) usage(words, 'listeners | listeners stop | start | restart <Id>');
