@@ -33,6 +33,7 @@ import { handleConnect, refuseConnect } from './handlers/connect.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel, handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { handleDisconnect } from './handlers/disconnect.js';
+import { isHeld, queueIfHeld } from './handlers/authorize.js';
 import { outboundEncoder, type OutboundEncoder } from './outbound.js';
 import { forwardable } from './properties.js';
 import type { ChannelIO } from './types.js';
@@ -125,6 +126,22 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
 
   private dispatch(packet: Packet): void {
     switch (packet.type) {
+      case PacketType.DISCONNECT:
+      case PacketType.AUTH:
+      case PacketType.CONNECT:
+      case PacketType.CONNACK:
+      case PacketType.SUBACK:
+      case PacketType.UNSUBACK:
+      case PacketType.PINGRESP:
+        // Behind a PUBLISH/SUBSCRIBE still waiting for its authorization: these end or change
+        // the session, so they take effect only after it (packets are processed in order).
+        // PUBLISH, SUBSCRIBE and UNSUBSCRIBE queue themselves; acks and PINGREQ need not wait.
+        if (isHeld(this)) {
+          queueIfHeld(this, () => this.dispatch(packet));
+          return;
+        }
+    }
+    switch (packet.type) {
       case PacketType.PUBLISH: return handlePublish(this, packet);
       case PacketType.PUBACK: return handlePuback(this, packet);
       case PacketType.PUBREC: return handlePubrec(this, packet);
@@ -147,11 +164,23 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   }
 
   handleDecodeError(err: MqttReasonError): void {
+    if (this.state === 'connected' && isHeld(this)) {
+      // The bad bytes came after the held packets: those are decided first (authorize.ts).
+      this.io.stopDecoding();
+      queueIfHeld(this, () => this.fail(err));
+      return;
+    }
     this.fail(err);
   }
 
-  /** `ssl_closed` for a connection that came over TLS (EMQX's name), `tcp_closed` otherwise. */
+  /**
+   * `ssl_closed` for a connection that came over TLS (EMQX's name), `tcp_closed` otherwise.
+   * A PUBLISH the client sent before going away but still waiting for its authorization is
+   * decided and, if allowed, routed before the close takes effect (will included): the close
+   * is queued behind it like any later packet. At most request_timeout later.
+   */
   handleSocketClosed(reason: 'tcp_closed' | 'ssl_closed' = 'tcp_closed'): void {
+    if (this.state === 'connected' && queueIfHeld(this, () => this.terminate(reason))) return;
     this.terminate(reason);
   }
 

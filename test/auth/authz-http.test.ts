@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient, disconnectReasons, sleep, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { encode } from '../../src/codec/index.js';
 import { closeMqttClients, connectMqtt, endMqtt, nextPacket } from '../helpers/clients.js';
 
 after(() => closeMqttClients());
@@ -198,3 +199,45 @@ test('a will waiting on the service is armed only once allowed', async () => {
     await endMqtt(w.client);
   });
 });
+
+test('a DISCONNECT or the socket closing right behind a PUBLISH waiting on the service: the PUBLISH is decided and routed first', async () => {
+  await withBroker(config(), async (b) => {
+    const w = await watcher(b, 'watch4');
+    assert.deepEqual(await subCodes(w.client, { 'slow/#': { qos: 1 }, 'open/#': { qos: 1 } }), [1, 1]);
+    const will = { topic: 'open/will', payload: Buffer.from('will'), qos: 0 as const, retain: false };
+    for (const version of [4, 5] as const) {
+      // PUBLISH QoS 0 (300 ms decision) and DISCONNECT in one write: one socket read.
+      const c = await RawClient.tcp(b.port, version);
+      assert.equal((await c.connect(`gone-d${version}`, { username: 'alice', will })).reasonCode, 0);
+      const pub = encode({ type: 3, topic: 'slow/bye', payload: Buffer.from(`bye-d${version}`), qos: 0, retain: false, dup: false }, version);
+      const disc = encode({ type: 14, reasonCode: 0 }, version);
+      c.sendBytes(Buffer.concat([pub, disc]));
+      await c.waitClosed(3000);
+      await w.inbox.waitPayload(`bye-d${version}`, 3000);
+      // A normal DISCONNECT still discards the will, after the PUBLISH.
+      await sleep(100);
+      assert.ok(!w.inbox.payloads().includes('will'), 'no will after a normal DISCONNECT');
+      assert.deepEqual(disconnectReasons(b.logs, `gone-d${version}`), ['normal']);
+    }
+    // The socket closes (no DISCONNECT) with the PUBLISH pending: still routed, then the will.
+    const c = await RawClient.tcp(b.port, 5);
+    assert.equal((await c.connect('gone-c', { username: 'alice', will })).reasonCode, 0);
+    c.sendBytes(encode({ type: 3, topic: 'slow/bye', payload: Buffer.from('bye-c'), qos: 0, retain: false, dup: false }, 5));
+    c.stream.end();
+    const got = await w.inbox.waitPayload('will', 3000);
+    const order = got.map((m) => m.payload.toString()).filter((p) => p === 'bye-c' || p === 'will');
+    assert.deepEqual(order, ['bye-c', 'will'], 'the held PUBLISH first, the will after it');
+    assert.deepEqual(disconnectReasons(b.logs, 'gone-c'), ['tcp_closed']);
+    // Denied while the socket is gone: nothing routed, the connection still closes.
+    const d = await RawClient.tcp(b.port, 5);
+    assert.equal((await d.connect('gone-x', { username: 'alice' })).reasonCode, 0);
+    d.sendBytes(encode({ type: 3, topic: 'hang/x', payload: Buffer.from('never'), qos: 0, retain: false, dup: false }, 5));
+    d.stream.destroy();
+    await sleep(50);
+    assert.deepEqual(disconnectReasons(b.logs, 'gone-x'), [], 'waits for the decision');
+    await waitFor(() => disconnectReasons(b.logs, 'gone-x').length > 0, 3000, 'gone-x closed after request_timeout');
+    assert.ok(!w.inbox.payloads().includes('never'));
+    await endMqtt(w.client);
+  });
+});
+

@@ -5,11 +5,13 @@
  * Contract: `holdFor` is called by a handler whose decision is a Promise. From then until the
  * decision settles, the client's socket is not read and every PUBLISH, SUBSCRIBE and
  * UNSUBSCRIBE that was already decoded is queued (`queueIfHeld`, first thing in those
- * handlers); when it settles, the handler's continuation runs, then the queued packets in
- * arrival order, each of which may hold again (the rest stays queued behind it). Acks and
- * PINGREQ are not held: they do not depend on what was authorized. A channel that closed
- * meanwhile drops what it held (a DISCONNECT right behind a held PUBLISH ends the session
- * before that PUBLISH is routed).
+ * handlers), and so are DISCONNECT, AUTH, any other packet that ends the connection, a decode
+ * error and the socket closing (channel.ts): MQTT has the server process a client's packets
+ * in order, so a PUBLISH followed at once by DISCONNECT is routed (if allowed) before the
+ * DISCONNECT takes effect. When the decision settles, the handler's continuation runs, then
+ * the queued items in arrival order, each of which may hold again (the rest stays queued
+ * behind it). Acks and PINGREQ are not held: they do not depend on what was authorized.
+ * Only a close from the server side (takeover, kick, keepalive, shutdown) drops what is held.
  *
  * Cost when nothing is held anywhere: one integer test per PUBLISH/SUBSCRIBE.
  */
