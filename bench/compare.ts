@@ -16,12 +16,12 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchSummary } from '../src/cli/bench/index.js';
 import { freePort, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
 import { startAedes } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
-import { Generator as Gen, waitForDrain } from './peers/generator.js';
+import { Generator as Gen } from './peers/generator.js';
+import { generatorCpuMs, measureFlow, withTimeout } from './peers/flow.js';
 
 /**
  * After the publishers stop, how long the subscribers may keep receiving what the broker still
@@ -130,23 +130,6 @@ interface Measurement {
 // the generator as a child process
 
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
-const cpuMs = (s: BenchSummary): number => s.generatorCpu.userMs + s.generatorCpu.systemMs;
 const nowMs = (): number => performance.now();
 
 // ---------------------------------------------------------------------------------------------
@@ -170,49 +153,9 @@ function common(peer: RunningPeer): string[] {
   return ['-h', '127.0.0.1', '-p', String(peer.port), '-V', '4', '--json', '--report-interval', '250'];
 }
 
-async function measureFlow(s: Scenario, peer: RunningPeer, base: Measurement): Promise<Measurement> {
-  const sub = new Gen(['sub', ...common(peer), '-i', '0', '--max-connecting', '100', '-k', '60', ...s.sub!]);
-  let pub: Gen | null = null;
-  try {
-    const ready = await withTimeout(sub.ready, 60_000, 'subscribers');
-    if (ready.event !== 'ready' || (ready.failed ?? 0) > 0) throw new Error(`subscribers not ready: ${JSON.stringify(ready)}`);
-    await sleep(200);
-    const cpu0 = procCpuUs(peer.pid);
-    const t0 = nowMs();
-    pub = new Gen(['pub', ...common(peer), '-i', '0', '-k', '60', ...s.pub!]);
-    const pubSum = await withTimeout(pub.summary, 120_000, 'publishers');
-    const expected = pubSum.published.sent * s.fanout;
-    // wait for the subscribers to drain what the broker still holds (capped)
-    await waitForDrain(sub, expected, DRAIN_CAP_MS, 1500);
-    const cpu1 = procCpuUs(peer.pid);
-    const t1 = nowMs();
-    const mem = procMemKb(peer.pid);
-    const subSum = await sub.stop();
-    const r = subSum.received;
-    const windowMs = t1 - t0;
-    const m: Measurement = {
-      ...base,
-      msgsPerSec: r.ratePerSec,
-      pubPerSec: pubSum.published.ratePerSec,
-      cpuUsPerMsg: r.count > 0 ? (cpu1 - cpu0) / r.count : undefined,
-      p50Us: subSum.latencyUs.p50,
-      p99Us: subSum.latencyUs.p99,
-      expected,
-      delivered: r.unique,
-      lost: Math.max(0, expected - r.unique),
-      duplicated: r.duplicated,
-      outOfOrder: r.outOfOrder,
-      peakRssKb: mem.hwm,
-      genCpuPct: ((cpuMs(pubSum) + cpuMs(subSum)) / windowMs) * 100,
-      windowMs,
-    };
-    const errs = { ...pubSum.errors, ...subSum.errors };
-    if (Object.keys(errs).length > 0 || pubSum.connections.failed > 0) m.error = `generator: ${JSON.stringify(errs)}`;
-    return m;
-  } finally {
-    sub.kill();
-    pub?.kill();
-  }
+async function measureScenarioFlow(s: Scenario, peer: RunningPeer, base: Measurement): Promise<Measurement> {
+  const r = await measureFlow(peer.pid, common(peer), { sub: s.sub!, pub: s.pub!, fanout: s.fanout }, { drainCapMs: DRAIN_CAP_MS });
+  return { ...base, ...r };
 }
 
 async function measureConn(s: Scenario, peer: RunningPeer, base: Measurement): Promise<Measurement> {
@@ -230,7 +173,7 @@ async function measureConn(s: Scenario, peer: RunningPeer, base: Measurement): P
     const mem = procMemKb(peer.pid);
     const sum = await conn.stop();
     const c = sum.connections;
-    const m: Measurement = { ...base, peakRssKb: mem.hwm, genCpuPct: (cpuMs(sum) / (t1 - t0)) * 100, windowMs: t1 - t0, connected: c.connected };
+    const m: Measurement = { ...base, peakRssKb: mem.hwm, genCpuPct: (generatorCpuMs(sum) / (t1 - t0)) * 100, windowMs: t1 - t0, connected: c.connected };
     if (s.kind === 'conn') {
       m.connRate = c.ratePerSec;
       m.cpuUsPerConn = c.connected > 0 ? (cpu1 - cpu0) / c.connected : undefined;
@@ -249,7 +192,7 @@ async function measure(s: Scenario, broker: PeerName, round: number, o: CompareO
   let peer: RunningPeer | null = null;
   try {
     peer = await startPeer(broker, o);
-    return s.kind === 'flow' ? await measureFlow(s, peer, base) : await measureConn(s, peer, base);
+    return s.kind === 'flow' ? await measureScenarioFlow(s, peer, base) : await measureConn(s, peer, base);
   } catch (err) {
     return { ...base, error: (err as Error).message.split('\n')[0] };
   } finally {

@@ -20,14 +20,13 @@
  * is the same with sync full, not in the default run).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BenchSummary } from '../src/cli/bench/index.js';
-import { freePort, procCpuUs, procMemKb, sleep, type RunningPeer } from './peers/common.js';
+import { freePort, type RunningPeer } from './peers/common.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
-import { Generator, waitForDrain } from './peers/generator.js';
+import { measureFlow } from './peers/flow.js';
 
 /** After the publishers stop: how long the subscribers may still receive what the broker holds. */
 const DRAIN_CAP_MS = 3000;
@@ -111,26 +110,6 @@ interface Measurement {
 // the generator as a child process (`petrel bench ... --json`)
 
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-const nowMs = (): number => performance.now();
-const genCpuMs = (s: BenchSummary): number => s.generatorCpu.userMs + s.generatorCpu.systemMs;
-
-/** Bytes the process caused to be written to storage (`write_bytes` of /proc/<pid>/io). */
-function procWriteBytes(pid: number): number {
-  try {
-    const m = /^write_bytes:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // one measurement
@@ -157,56 +136,18 @@ async function startBroker(id: BrokerId, o: Options): Promise<Started> {
 }
 
 function generatorArgs(peer: RunningPeer): string[] {
-  return ['-h', '127.0.0.1', '-p', String(peer.port), '-V', '4', '--json', '--report-interval', '250', '-i', '0', '-k', '60'];
+  return ['-h', '127.0.0.1', '-p', String(peer.port), '-V', '4', '--json', '--report-interval', '250'];
 }
 
 async function measureOnce(s: Scenario, peer: RunningPeer, base: Measurement): Promise<Measurement> {
   // clean session 0: the subscribers' sessions are persistent (MQTT 3.1.1 keeps them until a
   // clean-session connect); the publishers use clean sessions
-  const sub = new Generator(['sub', ...generatorArgs(peer), '-C', 'false', '--max-connecting', '100', ...s.sub]);
-  let pub: Generator | null = null;
-  try {
-    const ready = await withTimeout(sub.ready, 60_000, 'subscribers');
-    if (ready.event !== 'ready' || (ready.failed ?? 0) > 0) throw new Error(`subscribers not ready: ${JSON.stringify(ready)}`);
-    await sleep(200);
-    const cpu0 = procCpuUs(peer.pid);
-    const io0 = procWriteBytes(peer.pid);
-    const t0 = nowMs();
-    pub = new Generator(['pub', ...generatorArgs(peer), ...s.pub]);
-    const pubSum = await withTimeout(pub.summary, 120_000, 'publishers');
-    const sent = pubSum.published.sent;
-    await waitForDrain(sub, sent, DRAIN_CAP_MS, DRAIN_IDLE_MS);
-    const cpu1 = procCpuUs(peer.pid);
-    const io1 = procWriteBytes(peer.pid);
-    const t1 = nowMs();
-    const mem = procMemKb(peer.pid);
-    const subSum = await sub.stop();
-    const r = subSum.received;
-    const m: Measurement = {
-      ...base,
-      msgsPerSec: r.ratePerSec,
-      pubPerSec: pubSum.published.ratePerSec,
-      cpuUsPerMsg: r.count > 0 ? (cpu1 - cpu0) / r.count : undefined,
-      diskBytesPerMsg: r.count > 0 && Number.isFinite(io1 - io0) ? (io1 - io0) / r.count : undefined,
-      p50Us: subSum.latencyUs.p50,
-      p99Us: subSum.latencyUs.p99,
-      sent,
-      acked: pubSum.published.acked,
-      delivered: r.unique,
-      lost: Math.max(0, sent - r.unique),
-      duplicated: r.duplicated,
-      outOfOrder: r.outOfOrder,
-      peakRssKb: mem.hwm,
-      genCpuPct: ((genCpuMs(pubSum) + genCpuMs(subSum)) / (t1 - t0)) * 100,
-      windowMs: t1 - t0,
-    };
-    const errs = { ...pubSum.errors, ...subSum.errors };
-    if (Object.keys(errs).length > 0 || pubSum.connections.failed > 0) m.error = `generator: ${JSON.stringify(errs)}`;
-    return m;
-  } finally {
-    sub.kill();
-    pub?.kill();
-  }
+  const r = await measureFlow(peer.pid, generatorArgs(peer), { sub: ['-C', 'false', ...s.sub], pub: s.pub, fanout: 1 }, {
+    drainCapMs: DRAIN_CAP_MS,
+    drainIdleMs: DRAIN_IDLE_MS,
+    diskWrites: true,
+  });
+  return { ...base, ...r };
 }
 
 async function measure(s: Scenario, id: BrokerId, round: number, o: Options): Promise<Measurement> {
