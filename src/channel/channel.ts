@@ -164,6 +164,13 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   }
 
   handleDecodeError(err: MqttReasonError): void {
+    if (err.packetType === PacketType.AUTH && this.protocolVersion < 5 && err.reasonCode === ReasonCode.MalformedPacket) {
+      // The codec refuses type 15 below MQTT 5 as undecodable; for the client it is a reserved
+      // packet type, a protocol violation (3.1.1 sections 2.2.1 and 4.8), not a framing error.
+      const violation = new MqttReasonError(ReasonCode.ProtocolError, 'AUTH (packet type 15) is reserved before MQTT 5', PacketType.AUTH);
+      violation.hex = err.hex;
+      err = violation;
+    }
     if (this.state === 'connected' && isHeld(this)) {
       // The bad bytes came after the held packets: those are decided first (authorize.ts).
       this.io.stopDecoding();

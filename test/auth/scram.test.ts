@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
-import { RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient, disconnectReasons, shutdownCount, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { ScramAuthenticator } from '../../src/auth/index.js';
 import { PacketType } from '../../src/codec/index.js';
 
@@ -258,6 +258,13 @@ test('MQTT 3.1.1: an AUTH packet closes the connection (type 15 is reserved befo
     assert.equal((await c.connect('v4')).reasonCode, 0);
     c.sendBytes([0xf0, 0x00]);
     await c.waitClosed();
+    // A reserved packet type is a protocol violation, not a framing error.
+    await waitFor(() => disconnectReasons(b.logs, 'v4').length > 0);
+    assert.deepEqual(disconnectReasons(b.logs, 'v4'), ['protocol_error']);
+    const logged = b.logs.records().filter((r) => r.event === 'protocol_error' || r.event === 'frame_error');
+    assert.deepEqual(logged.map((r) => [r.event, r.reason_code, r.hex]), [['protocol_error', 'protocol_error', 'f000']]);
+    assert.equal(shutdownCount(b, 'protocol_error'), 1);
+    assert.equal(shutdownCount(b, 'frame_error'), 0);
   });
 });
 
