@@ -35,6 +35,7 @@ import { subscriptionRoutes } from './routes/subscriptions.js';
 import { traceRoutes } from './routes/trace.js';
 import { opsRoutes } from './routes/ops.js';
 import { accessRoutes } from './routes/access.js';
+import { authzRulesRoutes } from './routes/authz-rules.js';
 import { prometheusRoutes } from './routes/prometheus.js';
 
 /** Per-listener counters as the API shows them (the transport's ListenerStats has these). */
@@ -77,6 +78,32 @@ export interface ApiServerDeps {
   authenticators?(): readonly ApiAuthenticator[];
   /** The banned list (`/banned`). */
   banned?(): ApiBanned;
+  /** The first built_in_database authorization source's rules; undefined when none is configured. */
+  authzRules?(): ApiBuiltinRules | undefined;
+}
+
+/** One built-in authorization rule, EMQX's shape. */
+export interface ApiBuiltinRule {
+  readonly topic: string;
+  readonly permission: 'allow' | 'deny';
+  readonly action: 'publish' | 'subscribe' | 'all';
+  readonly qos?: readonly number[];
+  readonly retain?: boolean | 'all';
+}
+
+/**
+ * The rules of a built_in_database source (auth/builtin-rules.ts BuiltinRules). `set`,
+ * `setAll` throw a BuiltinRuleError naming the rule they cannot take.
+ */
+export interface ApiBuiltinRules {
+  set(subject: 'clientid' | 'username', who: string, rules: readonly ApiBuiltinRule[]): unknown;
+  setAll(rules: readonly ApiBuiltinRule[]): unknown;
+  remove(subject: 'clientid' | 'username', who: string): boolean;
+  removeAll(): boolean;
+  clear(): void;
+  get(subject: 'clientid' | 'username', who: string): ApiBuiltinRule[] | undefined;
+  getAll(): ApiBuiltinRule[];
+  list(subject: 'clientid' | 'username'): Array<{ who: string; rules: ApiBuiltinRule[] }>;
 }
 
 /** What `/configs` needs (live-config.ts implements it). */
@@ -240,6 +267,7 @@ export class ApiServer {
     traceRoutes(app, this.ctx);
     opsRoutes(app, this.ctx);
     accessRoutes(app, this.ctx);
+    authzRulesRoutes(app, this.ctx);
     prometheusRoutes(app, this.ctx);
     await app.ready();
   }
