@@ -26,6 +26,11 @@ export type AuthnResult =
     readonly acl?: readonly AclRule[];
     /** When `acl` stops applying (ms since epoch; the token's exp); after it the claim denies. */
     readonly aclExpiresAt?: number;
+    /**
+     * When the credentials stop being valid (ms since epoch; a JWT's exp with
+     * disconnect_after_expire): the connection is closed then (EMQX auth_expire_at).
+     */
+    readonly expiresAt?: number;
   }
   | {
     readonly result: 'deny';

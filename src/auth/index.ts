@@ -273,7 +273,7 @@ export class Auth {
         const r = await this.authenticate(info, password);
         if (r.result === 'allow') {
           if (fetchRules && !r.superuser) await this.authorizer.fetchClientRules(info);
-          return 'allow';
+          return r.expiresAt === undefined ? 'allow' : { result: 'allow', expiresAt: r.expiresAt };
         }
         return { result: 'deny', reasonCode: r.result === 'deny' ? r.reasonCode : ReasonCode.NotAuthorized };
       });

@@ -11,7 +11,9 @@
  *   - otherwise allow; `is_superuser` from the claims; the `acl_claim_name` claim (a list of
  *     {permission, action, topic, qos, retain} or EMQX's older {"pub": [...], "sub": [...],
  *     "all": [...]} allow lists) becomes the client's own rules, checked before the sources
- *     until the token's `exp`.
+ *     until the token's `exp`;
+ *   - with `disconnect_after_expire` (default, as EMQX) a token with `exp` makes the result
+ *     carry `expiresAt`, and the channel closes the connection then.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -112,11 +114,13 @@ export class JwtAuthenticator implements Authenticator {
         throw err;
       }
     }
+    const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
     return {
       result: 'allow',
       superuser: truthy(payload['is_superuser']),
       authenticator: this.name,
-      ...(acl === undefined ? {} : { acl, aclExpiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined }),
+      ...(acl === undefined ? {} : { acl, aclExpiresAt: exp }),
+      ...(exp !== undefined && this.config.disconnect_after_expire ? { expiresAt: exp } : {}),
     };
   }
 

@@ -24,7 +24,7 @@ import {
   type QoS,
   type WillMessage,
 } from '../codec/index.js';
-import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Message } from '../broker/index.js';
+import type { Broker, ClientSummary, ConnectionHandle, HoldablePublisher, Message, TimerEntry, TimerTask } from '../broker/index.js';
 import type { ClientInfo, ConnectGate } from '../hooks/index.js';
 import { MetricName, type DisconnectReason, type PacketTracer } from '../observability/index.js';
 import type { Session, SessionOutlet } from '../session/index.js';
@@ -49,9 +49,10 @@ const SERVER_DISCONNECT_CODE: Partial<Record<DisconnectReason, number>> = {
   server_shutdown: ReasonCode.ServerShuttingDown,
   keepalive_timeout: ReasonCode.KeepAliveTimeout,
   mqueue_overflow_shutdown: ReasonCode.QuotaExceeded,
+  not_authorized: ReasonCode.NotAuthorized,
 };
 
-export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublisher {
+export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublisher, TimerTask {
   state: ChannelState = 'awaiting_connect';
   protocolVersion: ProtocolVersion = 4;
   clientId = '';
@@ -83,6 +84,12 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   heldBy = 0;
   /** MQTT 5 enhanced authentication (CONNECT with an Authentication Method); null: none. */
   auth: EnhancedAuth | null = null;
+  /**
+   * When the credentials the client connected with expire (ms since epoch; 0: never), set by
+   * authentication (a JWT's exp); the connection is closed then, from the broker's wheel.
+   */
+  authExpiresAt = 0;
+  private authExpiry: TimerEntry | null = null;
   /** Packets that arrived while CONNECT was being authenticated, handled once accepted. */
   private pending: Packet[] | null = null;
   private closeReason: DisconnectReason | null = null;
@@ -203,6 +210,17 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
     this.closeByServer('keepalive_timeout');
   }
 
+  /**
+   * The wheel: the credentials expired (EMQX connection_auth_expire): DISCONNECT 0x87 on MQTT 5,
+   * the will published as for any close that is not a normal DISCONNECT.
+   */
+  onTimer(): void {
+    this.authExpiry = null;
+    if (this.state !== 'connected') return;
+    this.broker.logger.info('authentication_expired', { clientid: this.clientId, username: this.username, expired_at: new Date(this.authExpiresAt).toISOString() });
+    this.closeByServer('not_authorized');
+  }
+
   handleIdleTimeout(): void {
     if (this.state === 'awaiting_connect' || this.state === 'authenticating') this.terminate('idle_timeout');
   }
@@ -218,6 +236,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   /** Called by the connect handler once the session is attached. */
   acceptConnect(): void {
     this.state = 'connected';
+    if (this.authExpiresAt > 0) this.authExpiry = this.broker.wheel.schedule(this, Math.max(0, this.authExpiresAt - Date.now()));
     const pending = this.pending;
     this.pending = null;
     if (pending !== null) for (const p of pending) if (this.state === 'connected') this.dispatch(p);
@@ -342,6 +361,10 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
     this.state = 'closed';
     this.closeReason = reason;
     const broker = this.broker;
+    if (this.authExpiry !== null) {
+      broker.wheel.cancel(this.authExpiry);
+      this.authExpiry = null;
+    }
     if (wasConnected) {
       broker.detachConnection(this);
       if (this.will !== null) {

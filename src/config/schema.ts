@@ -650,6 +650,10 @@ const SCHEMA: readonly KeySpec[] = [
     key: 'authentication.<name>.acl_claim_name', type: 'string', default: 'acl', reloadable: false,
     doc: 'jwt: claim holding the client\'s own authorization rules (checked before authorization.sources).',
   },
+  {
+    key: 'authentication.<name>.disconnect_after_expire', type: 'boolean', default: true, reloadable: false,
+    doc: 'jwt: disconnect a client when its token\'s exp passes (MQTT 5 DISCONNECT 0x87, the will published); false: the connection outlives the token.',
+  },
   // authorization
   {
     key: 'authorization.no_match', type: 'enum', values: ['allow', 'deny'], default: 'allow', reloadable: false,

@@ -341,6 +341,8 @@ export interface AuthenticatorConfig extends AuthBackendConfig {
   /** JSON object text: claim name -> expected value (placeholders allowed). */
   readonly verify_claims: string;
   readonly acl_claim_name: string;
+  /** jwt: close the connection when the token's exp passes. */
+  readonly disconnect_after_expire: boolean;
 }
 
 /** `authorization.sources.<name>`. */

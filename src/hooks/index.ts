@@ -48,7 +48,11 @@ export interface AuthorizeDetail {
  * What an authenticator answers: a plain decision, or a denial with the CONNACK reason code
  * to send (0x86 Bad User Name or Password, 0x87 Not Authorized, 0x8A Banned, ...).
  */
-export type AuthnDecision = AuthDecision | { result: 'deny'; reasonCode: number };
+export type AuthnDecision =
+  | AuthDecision
+  | { result: 'deny'; reasonCode: number }
+  /** Allowed until `expiresAt` (ms since epoch, e.g. a JWT's exp): the channel closes the connection then. */
+  | { result: 'allow'; expiresAt: number };
 
 /** A ban that refuses a CONNECT (the auth room's banned list): what matched, for the log. */
 export interface BanHit {
@@ -182,7 +186,7 @@ export class Hooks {
     for (const e of list) {
       try {
         const d = await (e.fn as (...a: unknown[]) => AuthnDecision | Promise<AuthnDecision>)(...args);
-        if (d === 'allow' || d === 'deny' || (typeof d === 'object' && d !== null && d.result === 'deny')) return d;
+        if (d === 'allow' || d === 'deny' || (typeof d === 'object' && d !== null && (d.result === 'deny' || d.result === 'allow'))) return d;
       } catch (err) {
         // A decision that could not be made is not a pass: report it and let the caller
         // refuse (an authentication backend that is down must not let clients in).

@@ -54,6 +54,7 @@ export const LogEvent = {
   flapping_detected: 'flapping_detected',
   authentication_users_stored: 'authentication_users_stored',
   reauthentication_failed: 'reauthentication_failed',
+  authentication_expired: 'authentication_expired',
   authorization_rules_skipped: 'authorization_rules_skipped',
   await_rel_timeout: 'await_rel_timeout',
   will_published: 'will_published',

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { IClientOptions } from 'mqtt';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient, disconnectReasons, sleep, startBroker, type TestBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt, nextPacket, publishMqtt, subscribeMqtt } from '../helpers/clients.js';
 
 after(() => closeMqttClients());
@@ -148,5 +148,48 @@ test('acl claim: the token\'s own rules decide before the sources (list and {pub
     await endMqtt(watcher.client);
     const bad = await hmacToken({ acl: [{ permission: 'maybe', action: 'publish', topic: 't' }] });
     assert.equal(await connackCode(port, { clientId: 'badacl', username: 'u', password: bad }), 0x86, 'a malformed acl claim refuses the token');
+  });
+});
+
+test('disconnect_after_expire: a client is disconnected when its token expires (MQTT 5 DISCONNECT 0x87, will published, logged); off, or no exp: it stays', async () => {
+  const jwt = { mechanism: 'jwt', algorithm: 'hmac-based', secret: SECRET };
+  await withBroker({ authentication: { jwt } }, async (b) => {
+    const watcher = await RawClient.tcp(b.port, 5);
+    assert.equal((await watcher.connect('watch', { username: 'w', password: Buffer.from(await hmacToken({})) })).reasonCode, 0);
+    await watcher.subscribe('will/#', 0);
+    const exp = now() + 2;
+    const short = Buffer.from(await hmacToken({ exp }));
+    const will = { topic: 'will/v5', payload: Buffer.from('gone'), qos: 0 as const, retain: false };
+    const v5 = await RawClient.tcp(b.port, 5);
+    assert.equal((await v5.connect('exp5', { username: 'a', password: short, will })).reasonCode, 0);
+    const v4 = await RawClient.tcp(b.port, 4);
+    assert.equal((await v4.connect('exp4', { username: 'a', password: short })).reasonCode, 0);
+    const long = await RawClient.tcp(b.port, 5);
+    assert.equal((await long.connect('long', { username: 'a', password: Buffer.from(await hmacToken({ exp: now() + 600 })) })).reasonCode, 0);
+    const disconnect = await v5.next(14, 5000);
+    const at = Date.now();
+    assert.equal(disconnect.reasonCode, 0x87, 'not authorized, as EMQX');
+    assert.ok(at >= exp * 1000, `not before exp (${at - exp * 1000} ms)`);
+    await v5.waitClosed();
+    await v4.waitClosed();
+    assert.equal((await watcher.next(3, 2000)).payload.toString(), 'gone', 'the will is published');
+    assert.deepEqual(disconnectReasons(b.logs, 'exp5'), ['not_authorized']);
+    assert.deepEqual(disconnectReasons(b.logs, 'exp4'), ['not_authorized']);
+    const logged = b.logs.records().filter((r) => r.event === 'authentication_expired').map((r) => r.clientid).sort();
+    assert.deepEqual(logged, ['exp4', 'exp5']);
+    // A token valid for 10 more minutes, and tokens without exp, keep their connections.
+    assert.equal(long.closed, false);
+    assert.equal(watcher.closed, false);
+    await long.sync();
+    long.end();
+    watcher.end();
+  });
+  await withBroker({ authentication: { jwt: { ...jwt, disconnect_after_expire: false } } }, async (b) => {
+    const c = await RawClient.tcp(b.port, 5);
+    assert.equal((await c.connect('keep', { username: 'a', password: Buffer.from(await hmacToken({ exp: now() + 1 })) })).reasonCode, 0);
+    await sleep(2300);
+    assert.equal(c.closed, false, 'disconnect_after_expire = false: the connection outlives the token');
+    await c.sync();
+    c.end();
   });
 });

@@ -149,6 +149,7 @@ test('a named authenticator and authorization source get EMQX defaults', () => {
       from: 'password',
       verify_claims: '{}',
       acl_claim_name: 'acl',
+      disconnect_after_expire: true,
     },
   });
   assert.deepEqual(cfg.authorization.sources, { default: { type: 'file', enable: true, path: '', ...BACKEND_DEFAULTS } });

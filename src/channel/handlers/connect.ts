@@ -131,7 +131,11 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
         if (ch.state !== 'authenticating') return; // closed meanwhile (idle timeout, socket gone)
         ch.io.resumeReading();
         if (decision === 'deny') return refuseConnect(ch, ReasonCode.NotAuthorized, 'authentication denied');
-        if (typeof decision === 'object') return refuseConnect(ch, decision.reasonCode, 'authentication denied');
+        if (typeof decision === 'object') {
+          if (decision.result === 'deny') return refuseConnect(ch, decision.reasonCode, 'authentication denied');
+          // Credentials that expire (a JWT's exp): the channel closes the connection then.
+          ch.authExpiresAt = decision.expiresAt;
+        }
         completeConnect(ch, p, assigned);
       },
       (err: unknown) => {
