@@ -10,7 +10,7 @@
 import { ReasonCode, type QoS } from '../codec/index.js';
 import type { PetrelConfig } from '../config/index.js';
 import type { HookMessage, Hooks } from '../hooks/index.js';
-import { MetricName, type Counter, type Logger, type Metrics } from '../observability/index.js';
+import { MetricName, packetTypeCounters, type Counter, type Logger, type Metrics } from '../observability/index.js';
 import { RouteEntry, Router } from '../router/index.js';
 import type { DurableStore, RetainedStore, StoredMessage } from '../store/index.js';
 import { exceedsLevels, hasWildcard, parseDelayed, parseSubscription } from '../topic/index.js';
@@ -107,6 +107,10 @@ export class Broker {
     bytesReceived: Counter;
     bytesSent: Counter;
     packetsReceived: Counter;
+    packetsSent: Counter;
+    /** By packet type number (`packets.publish.received`). */
+    receivedByType: readonly Counter[];
+    sentByType: readonly Counter[];
   };
   private readonly cReceived: Counter;
   private readonly cDelivered: Counter;
@@ -138,6 +142,9 @@ export class Broker {
       bytesReceived: this.metrics.counter(MetricName.bytesReceived),
       bytesSent: this.metrics.counter(MetricName.bytesSent),
       packetsReceived: this.metrics.counter(MetricName.packetsReceived),
+      packetsSent: this.metrics.counter(MetricName.packetsSent),
+      receivedByType: packetTypeCounters(this.metrics, 'received'),
+      sentByType: packetTypeCounters(this.metrics, 'sent'),
     };
     this.cReceived = this.metrics.counter(MetricName.messagesPublish);
     this.cDelivered = this.metrics.counter(MetricName.messagesDelivered);

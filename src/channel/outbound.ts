@@ -38,12 +38,14 @@ const mountedForms = {
 
 export class OutboundEncoder {
   private readonly cSent: Counter;
+  private readonly cSentByQoS: readonly Counter[];
   private readonly cTooLarge: Counter;
   private readonly cDropped: Counter;
 
   /** One per broker, shared by its channels (outboundEncoder()): a channel keeps no state here. */
   constructor(broker: Broker) {
     this.cSent = broker.metrics.counter(MetricName.messagesSent);
+    this.cSentByQoS = [MetricName.messagesQos0Sent, MetricName.messagesQos1Sent, MetricName.messagesQos2Sent].map((n) => broker.metrics.counter(n));
     this.cTooLarge = broker.metrics.counter(MetricName.messagesDroppedTooLarge);
     this.cDropped = broker.metrics.counter(MetricName.messagesDropped);
   }
@@ -92,6 +94,7 @@ export class OutboundEncoder {
     else if (io.sendWithPacketId !== undefined) io.sendWithPacketId(template.buffer, template.packetIdOffset, packetId, dup);
     else io.send(withPacketId(template, packetId, dup));
     this.cSent.value++;
+    this.cSentByQoS[qos]!.value++;
     return true;
   }
 

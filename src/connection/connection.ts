@@ -279,7 +279,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   // PacketSink
   onPacket(packet: Packet): void {
-    this.broker.counters.packetsReceived.value++;
+    const counters = this.broker.counters;
+    counters.packetsReceived.value++;
+    counters.receivedByType[packet.type]!.value++;
     if (this.tracer !== null) this.tracer = this.tracer.received(packet, this);
     const flow = this.flow;
     if (
@@ -455,6 +457,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   send(bytes: Buffer): void {
     if (this.closed) return;
     if (this.tracer !== null) this.tracer.sent(bytes);
+    const counters = this.broker.counters;
+    counters.packetsSent.value++;
+    counters.sentByType[bytes[0]! >> 4]!.value++;
     (this.pending ??= []).push(bytes);
     this.pendingBytes += bytes.length;
     if (!this.dirty) {
@@ -466,6 +471,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   sendAck(first: number, packetId: number): void {
     if (this.closed) return;
     if (this.tracer !== null) this.tracer.sentAck(first, packetId);
+    const counters = this.broker.counters;
+    counters.packetsSent.value++;
+    counters.sentByType[first >> 4]!.value++;
     (this.pending ??= []).push((first << 16) | packetId);
     this.pendingBytes += 4;
     if (!this.dirty) {
@@ -481,6 +489,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
       return;
     }
     if (this.tracer !== null) this.tracer.sentPublish(template, packetIdOffset, packetId, dup);
+    const counters = this.broker.counters;
+    counters.packetsSent.value++;
+    counters.sentByType[3]!.value++;
     (this.pending ??= []).push(template, -1 - ((packetIdOffset << 1) | (dup ? 1 : 0)) * 65536 - packetId);
     this.pendingBytes += template.length;
     if (!this.dirty) {

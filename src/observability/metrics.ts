@@ -39,11 +39,15 @@ export const MetricName = {
   bytesReceived: 'bytes.received',
   bytesSent: 'bytes.sent',
   packetsReceived: 'packets.received',
+  packetsSent: 'packets.sent',
   messagesReceived: 'messages.received',
   messagesSent: 'messages.sent',
   messagesQos0Received: 'messages.qos0.received',
   messagesQos1Received: 'messages.qos1.received',
   messagesQos2Received: 'messages.qos2.received',
+  messagesQos0Sent: 'messages.qos0.sent',
+  messagesQos1Sent: 'messages.qos1.sent',
+  messagesQos2Sent: 'messages.qos2.sent',
   messagesPublish: 'messages.publish',
   messagesDelivered: 'messages.delivered',
   messagesAcked: 'messages.acked',
@@ -76,3 +80,19 @@ export const MetricName = {
   authenticationBackendError: 'authentication.backend_error',
   authorizationBackendError: 'authorization.backend_error',
 } as const;
+
+/** MQTT control packet names by type number (1..15), as in EMQX's `packets.<name>.<direction>`. */
+const PACKET_NAMES = ['', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth'];
+/** Types a client sends, and types the server sends (MQTT 5.0 section 2.1.2). */
+const CLIENT_SENDS = new Set([1, 3, 4, 5, 6, 7, 8, 10, 12, 14, 15]);
+const SERVER_SENDS = new Set([2, 3, 4, 5, 6, 7, 9, 11, 13, 14, 15]);
+
+/**
+ * Per packet type counters, indexed by the type number (`packets.publish.received`,
+ * `packets.suback.sent`): hot paths bump `[type].value` without a lookup. Types that never
+ * travel in that direction get a counter outside the registry, so they are not listed.
+ */
+export function packetTypeCounters(metrics: Metrics, direction: 'received' | 'sent'): readonly Counter[] {
+  const valid = direction === 'received' ? CLIENT_SENDS : SERVER_SENDS;
+  return PACKET_NAMES.map((name, type) => (valid.has(type) ? metrics.counter(`packets.${name}.${direction}`) : new Counter(`packets.unused.${direction}`)));
+}
