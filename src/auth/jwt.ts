@@ -23,7 +23,7 @@ import type { ClientInfo } from '../hooks/index.js';
 import { RawRuleError, aclFieldRules, type AclRule } from './acl.js';
 import { BAD_USERNAME_OR_PASSWORD, type Authenticator, type AuthnResult } from './authn.js';
 import type { BackendFailureSink } from './backends/authenticators.js';
-import { AUTHN_VARS, Template, TemplateError, clientVars, jsonObjectConfig, truthy } from './backends/template.js';
+import { AUTHN_VARS, Template, TemplateError, clientVars, truthy } from './backends/template.js';
 
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
 const PUBLIC_KEY_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -79,7 +79,7 @@ export class JwtAuthenticator implements Authenticator {
       this.key = loadPublicKey(config.public_key, where);
       this.algorithms = PUBLIC_KEY_ALGS;
     }
-    this.claims = Object.entries(jsonObjectConfig(config.verify_claims, `${where}.verify_claims`))
+    this.claims = Object.entries(config.verify_claims)
       .map(([k, v]) => [k, Template.parse(v, AUTHN_VARS, `${where}.verify_claims`)]);
   }
 

@@ -14,6 +14,7 @@ function fail(problem: string): Coerced {
 
 /** "a string", "an integer", ... for "value X is a string, not an integer". */
 function kindOf(value: unknown): string {
+  if (value === null) return 'null';
   if (typeof value === 'string') return 'a string';
   if (typeof value === 'boolean') return 'a boolean';
   if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a float';
@@ -33,6 +34,39 @@ function isWord(input: unknown, word: string): boolean {
 }
 
 const NOT_INFINITE = 'is infinite, which this key does not accept';
+
+/**
+ * A `map` value: a table (TOML, `values`) or, for env, --set and configs written before maps
+ * existed, JSON object text. Entries must be strings; numbers and booleans become strings
+ * (EMQX's body may say `qos = 1`). Names are defined as own properties, so a `__proto__`
+ * header stays an entry.
+ */
+function coerceMap(input: unknown): Coerced {
+  let table: unknown = input;
+  if (typeof input === 'string') {
+    const text = input.trim();
+    if (text === '') table = {};
+    else {
+      try {
+        table = JSON.parse(text);
+      } catch (err) {
+        return fail(`is text that is not a JSON object (${(err as Error).message})`);
+      }
+    }
+    if (typeof table !== 'object' || table === null || Array.isArray(table)) return fail(`is text holding ${kindOf(table)}, not a JSON object`);
+  } else if (typeof input !== 'object' || input === null || Array.isArray(input) || input instanceof Date) {
+    return fail(`is ${kindOf(input)}, not a table`);
+  }
+  const out: Record<string, string> = {};
+  for (const [name, v] of Object.entries(table as Record<string, unknown>)) {
+    let text: string;
+    if (typeof v === 'string') text = v;
+    else if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') text = String(v);
+    else return fail(`has ${JSON.stringify(name)} = ${kindOf(v)}; entries must be strings, numbers or booleans`);
+    Object.defineProperty(out, name, { value: text, enumerable: true, writable: true, configurable: true });
+  }
+  return { ok: true, value: out };
+}
 
 /**
  * Resolve `input` for `spec`. `rawText` is the text as typed in an env variable or `--set`: a
@@ -100,6 +134,8 @@ export function coerceValue(spec: KeySpec, input: unknown, rawText?: string): Co
         throw err;
       }
     }
+    case 'map':
+      return coerceMap(input);
     case 'rate_burst': {
       if (typeof input !== 'string' && typeof input !== 'number') return fail(`is ${kindOf(input)}, not a "rate,burst" string`);
       try {
@@ -158,6 +194,8 @@ export function typeText(spec: KeySpec): string {
       return spec.pattern ? `string (${spec.pattern.hint})` : 'string';
     case 'rate_burst':
       return 'rate,burst' + extras(spec);
+    case 'map':
+      return 'table of strings';
     default:
       return spec.type + extras(spec);
   }
@@ -183,6 +221,9 @@ export function acceptedText(spec: KeySpec): string {
       return 'bytes "rate,burst" like "1024,4096", or "size,period" like "100KB,10s", or infinity';
     case 'boolean':
       return 'true or false';
+    case 'map':
+      return 'a table of strings, like name = { "x-api-key" = "k", user = "${username}" } or a [<key>] section, ' +
+        'or the same as JSON object text {"x-api-key": "k"} (env, --set)';
     default:
       return typeText(spec);
   }

@@ -77,6 +77,7 @@ value stops start-up with a message naming the key, the value, where it came fro
 | rate,burst | \`"1024,4096"\` (bytes/s, bucket), \`"100KB,10s"\` (size per period), \`"infinity"\` | \`{ amount, periodMs, burst }\`, or null |
 | infinity | \`"infinity"\` where the type says so (TOML \`inf\` also works) | \`Infinity\` |
 | disabled | \`"disabled"\` where the type says so | \`null\` |
+| table of strings | \`headers = { "x-api-key" = "k" }\`, or a \`[authentication.web.headers]\` section of \`name = "value"\` lines; JSON object text \`'{"x-api-key": "k"}'\` is read too (the form for env and \`--set\`); numbers and booleans become strings | \`{ name: "value" }\` |
 
 The **reloadable** column says whether a key may change while the broker runs (taking effect for new
 connections and sessions); the others need a restart.
@@ -111,7 +112,7 @@ function cell(text: string): string {
 
 /** The default as it would be written in the TOML file. */
 function defaultText(spec: KeySpec): string {
-  const written = typeof spec.default === 'string' ? JSON.stringify(spec.default) : String(spec.default);
+  const written = typeof spec.default === 'string' ? JSON.stringify(spec.default) : spec.type === 'map' ? '{}' : String(spec.default);
   return spec.requiredForNamed ? `\`${written}\` for default; required for others` : `\`${written}\``;
 }
 

@@ -33,7 +33,9 @@ export type KeyType =
   | 'enum'
   | 'bind'
   | 'rate'
-  | 'rate_burst';
+  | 'rate_burst'
+  /** A table of string values (TOML table or inline table; JSON object text from env / --set). */
+  | 'map';
 
 export interface KeySpec {
   /** Dotted key; a `<name>` segment is a wildcard, e.g. `listeners.tcp.<name>.bind`. */
@@ -83,8 +85,8 @@ function oneOf(words: readonly string[]): { readonly regex: RegExp; readonly hin
 
 /**
  * Keys of the external backends an authenticator or an authorization source may use (http,
- * redis, mysql, postgresql), with EMQX's names. Maps (headers, body) are JSON objects in a
- * string until the loader has a table type.
+ * redis, mysql, postgresql), with EMQX's names. headers and body are maps: TOML tables, as
+ * EMQX writes them, or JSON object text.
  */
 function authBackendKeys(p: string, what: 'authn' | 'authz'): KeySpec[] {
   const vars = what === 'authn'
@@ -100,12 +102,12 @@ function authBackendKeys(p: string, what: 'authn' | 'authz'): KeySpec[] {
       doc: `http: URL of the auth service (http:// or https://); its path and query may hold placeholders ${vars}.`,
     },
     {
-      key: `${p}.headers`, type: 'string', default: '{}', reloadable: false,
-      doc: 'http: request headers as a JSON object, e.g. {"x-api-key": "k"}; values may hold placeholders.',
+      key: `${p}.headers`, type: 'map', default: {}, reloadable: false,
+      doc: 'http: request headers, e.g. headers = { "x-api-key" = "k" } (or JSON text {"x-api-key": "k"}); values may hold placeholders.',
     },
     {
-      key: `${p}.body`, type: 'string', default: '{}', reloadable: false,
-      doc: `http: request body fields as a JSON object, e.g. {"username": "\${username}", "password": "\${password}"}; placeholders ${vars}.`,
+      key: `${p}.body`, type: 'map', default: {}, reloadable: false,
+      doc: `http: request body fields, e.g. body = { username = "\${username}", password = "\${password}" } (or the same as JSON text); placeholders ${vars}.`,
     },
     {
       key: `${p}.request_timeout`, type: 'duration', default: '5s', reloadable: false, min: 1,
@@ -643,8 +645,8 @@ const SCHEMA: readonly KeySpec[] = [
     doc: 'jwt: which CONNECT field carries the token.',
   },
   {
-    key: 'authentication.<name>.verify_claims', type: 'string', default: '{}', reloadable: false,
-    doc: 'jwt: claims the token must carry, as a JSON object, e.g. {"clientid": "${clientid}", "username": "${username}"}; exp and nbf are always checked when present.',
+    key: 'authentication.<name>.verify_claims', type: 'map', default: {}, reloadable: false,
+    doc: 'jwt: claims the token must carry, e.g. verify_claims = { clientid = "${clientid}", username = "${username}" } (or the same as JSON text); exp and nbf are always checked when present.',
   },
   {
     key: 'authentication.<name>.acl_claim_name', type: 'string', default: 'acl', reloadable: false,

@@ -49,6 +49,8 @@ export type ListenerType = (typeof LISTENER_TYPES)[number];
 export type TlsVerify = (typeof TLS_VERIFY)[number];
 export type PeerCertAs = (typeof PEER_CERT_AS)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** A `map` key's value: a TOML table of strings (numbers and booleans given are made strings). */
+export type ConfigMap = Readonly<Record<string, string>>;
 export type SharedSubscriptionStrategy = (typeof SHARED_SUBSCRIPTION_STRATEGIES)[number];
 
 /** A resolved `bind` value: `"0.0.0.0:1883"` becomes `{ host: '0.0.0.0', port: 1883 }`. */
@@ -297,13 +299,13 @@ export interface PasswordHashAlgorithmConfig {
 
 /**
  * The external backend keys shared by authenticators and authorization sources (http, redis,
- * mysql, postgresql). `headers`/`body` are JSON object text; durations in milliseconds.
+ * mysql, postgresql). `headers`/`body`: name -> value (placeholders allowed); durations in milliseconds.
  */
 export interface AuthBackendConfig {
   readonly method: (typeof HTTP_METHODS)[number];
   readonly url: string;
-  readonly headers: string;
-  readonly body: string;
+  readonly headers: ConfigMap;
+  readonly body: ConfigMap;
   readonly request_timeout: number;
   readonly pool_size: number;
   /** Empty: 127.0.0.1 on the backend's default port. */
@@ -338,8 +340,8 @@ export interface AuthenticatorConfig extends AuthBackendConfig {
   /** Milliseconds. */
   readonly refresh_interval: number;
   readonly from: (typeof JWT_FROM)[number];
-  /** JSON object text: claim name -> expected value (placeholders allowed). */
-  readonly verify_claims: string;
+  /** Claim name -> expected value (placeholders allowed). */
+  readonly verify_claims: ConfigMap;
   readonly acl_claim_name: string;
   /** jwt: close the connection when the token's exp passes. */
   readonly disconnect_after_expire: boolean;

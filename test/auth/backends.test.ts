@@ -219,7 +219,8 @@ describe('http backend', () => {
 
   const config = (method: 'post' | 'get'): Record<string, unknown> => ({
     backend: 'http', method, url: `http://127.0.0.1:${port}/auth/\${clientid}?from=petrel`, request_timeout: '700ms', pool_size: 2,
-    headers: JSON.stringify({ 'x-peer': '${peerhost}', 'x-api-key': 'k1' }),
+    // headers as a table (TOML's form), body as JSON text (the older form): both are read.
+    headers: { 'x-peer': '${peerhost}', 'x-api-key': 'k1' },
     body: JSON.stringify({ username: '${username}', password: '${password}', clientid: '${clientid}', cn: '${cert_common_name}' }),
   });
 
@@ -308,6 +309,6 @@ test('bad backend settings stop the start with the key named', async () => {
   await assert.rejects(startBroker({ authentication: { a: { backend: 'http', url: 'not a url' } } }), /authentication\.a\.url/);
   await assert.rejects(startBroker({ authentication: { a: { backend: 'redis', cmd: 'GET x' } } }), /authentication\.a\.cmd: the command must be HMGET or HGET/);
   await assert.rejects(startBroker({ authentication: { a: { backend: 'mysql', database: 'd', username: 'u', query: 'SELECT * FROM t WHERE u = ${user}' } } }), /unknown placeholder \$\{user\}/);
-  await assert.rejects(startBroker({ authentication: { a: { backend: 'http', url: 'http://127.0.0.1/', headers: '{bad' } } }), /authentication\.a\.headers: not a JSON object/);
+  await assert.rejects(startBroker({ authentication: { a: { backend: 'http', url: 'http://127.0.0.1/', headers: '{bad' } } }), /config key authentication\.a\.headers: value "\{bad" \(from values\) is text that is not a JSON object/);
   await assert.rejects(startBroker({ authentication: { a: { backend: 'postgresql', query: 'SELECT 1' } } }), /authentication\.a\.database: required/);
 });

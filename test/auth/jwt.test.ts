@@ -40,7 +40,7 @@ async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) =
 }
 
 test('hmac-based: valid token allows; expired, not-yet-valid, wrong claims deny 0x86; a bad signature or no token passes on', async () => {
-  const cfg = { authentication: { jwt: { mechanism: 'jwt', algorithm: 'hmac-based', secret: SECRET, verify_claims: JSON.stringify({ clientid: '${clientid}', username: '${username}' }) } } };
+  const cfg = { authentication: { jwt: { mechanism: 'jwt', algorithm: 'hmac-based', secret: SECRET, verify_claims: { clientid: '${clientid}', username: '${username}' } } } };
   await withBroker(cfg, async ({ port, logs }) => {
     const ok = await hmacToken({ clientid: 'dev1', username: 'u1', exp: now() + 60 });
     assert.equal(await connackCode(port, { clientId: 'dev1', username: 'u1', password: ok }), 0);

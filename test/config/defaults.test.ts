@@ -96,7 +96,8 @@ const EXPECTED_DEFAULTS: PetrelConfig = {
 
 /** Dotted paths of the leaves of a config object; a bind {host, port} counts as one leaf. */
 function leafPaths(node: unknown, prefix = ''): string[] {
-  if (typeof node !== 'object' || node === null || (prefix.endsWith('.bind'))) return [prefix];
+  // A bind ({ host, port }) and a map (headers = {}) are one value each.
+  if (typeof node !== 'object' || node === null || (prefix !== '' && findKeySpec(prefix) !== undefined)) return [prefix];
   return Object.entries(node).flatMap(([k, v]) => leafPaths(v, prefix ? `${prefix}.${k}` : k));
 }
 
@@ -122,7 +123,7 @@ const WITH_AUTH = { authentication: { default: { enable: true } }, authorization
 
 /** The http / redis / mysql / postgresql keys authenticators and sources share (EMQX's names and defaults). */
 const BACKEND_DEFAULTS = {
-  method: 'post', url: '', headers: '{}', body: '{}', request_timeout: 5000, pool_size: 8,
+  method: 'post', url: '', headers: {}, body: {}, request_timeout: 5000, pool_size: 8,
   server: '', redis_type: 'single', database: '', username: '', password: '', cmd: '', query: '',
 };
 
@@ -147,7 +148,7 @@ test('a named authenticator and authorization source get EMQX defaults', () => {
       endpoint: '',
       refresh_interval: 300_000,
       from: 'password',
-      verify_claims: '{}',
+      verify_claims: {},
       acl_claim_name: 'acl',
       disconnect_after_expire: true,
     },

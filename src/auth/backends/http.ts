@@ -9,13 +9,13 @@
 import http from 'node:http';
 import https from 'node:https';
 import { URLSearchParams } from 'node:url';
-import { Template, TemplateError, jsonObjectConfig, type Vars } from './template.js';
+import { Template, TemplateError, type Vars } from './template.js';
 
 export interface HttpBackendConfig {
   readonly method: 'get' | 'post';
   readonly url: string;
-  readonly headers: string;
-  readonly body: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Readonly<Record<string, string>>;
   readonly request_timeout: number;
   readonly pool_size: number;
 }
@@ -52,14 +52,14 @@ export class HttpRequester {
     // Placeholders in the path survive URL parsing percent-encoded: undo that for `${...}`.
     this.path = Template.parse(decodeURI(url.pathname), allowed, `${where}.url`);
     this.query = [...url.searchParams.entries()].map(([k, v]) => [k, Template.parse(v, allowed, `${where}.url`)]);
-    const headers = Object.entries(jsonObjectConfig(config.headers, `${where}.headers`)).map(([k, v]) => [k.toLowerCase(), v] as const);
+    const headers = Object.entries(config.headers).map(([k, v]) => [k.toLowerCase(), v] as const);
     if (config.method === 'get' && headers.some(([k]) => k === 'content-type')) {
       throw new TemplateError(`${where}.headers: a GET request has no body, so no content-type header`);
     }
     if (config.method === 'post' && !headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'application/json']);
     this.headers = headers.map(([k, v]) => [k, Template.parse(v, allowed, `${where}.headers`)]);
     this.form = headers.some(([k, v]) => k === 'content-type' && v.startsWith('application/x-www-form-urlencoded'));
-    this.body = Object.entries(jsonObjectConfig(config.body, `${where}.body`)).map(([k, v]) => [k, Template.parse(v, allowed, `${where}.body`)]);
+    this.body = Object.entries(config.body).map(([k, v]) => [k, Template.parse(v, allowed, `${where}.body`)]);
     this.agent = new this.mod.Agent({ keepAlive: true, maxSockets: config.pool_size, maxFreeSockets: config.pool_size });
   }
 

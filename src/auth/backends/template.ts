@@ -94,24 +94,6 @@ export function splitRedisCommand(cmd: string): string[] {
   return out;
 }
 
-/** Parses a JSON-object config value (`headers`, `body`, `verify_claims`) into string entries. */
-export function jsonObjectConfig(text: string, where: string): Record<string, string> {
-  let v: unknown;
-  try {
-    v = JSON.parse(text === '' ? '{}' : text);
-  } catch (err) {
-    throw new TemplateError(`${where}: not a JSON object (${(err as Error).message}); write e.g. {"name": "value"}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TemplateError(`${where}: expected a JSON object such as {"name": "value"}`);
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(v)) {
-    if (typeof x === 'string') out[k] = x;
-    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
-    else throw new TemplateError(`${where}: value of ${JSON.stringify(k)} must be a string, number or boolean`);
-  }
-  return out;
-}
-
 /** EMQX's reading of is_superuser from a row, hash or response: true, "true", 1, "1". */
 export function truthy(v: unknown): boolean {
   if (v === true || v === 1) return true;
