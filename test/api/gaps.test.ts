@@ -1,0 +1,133 @@
+// What the management-plane audit found untested: /status 503 while the broker is not
+// started, the login limit being per source address, a viewer dashboard user's token refused
+// on writes, /topics paging, and the OpenAPI document listing the built-in rules paths.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createBroker } from '../../src/app.js';
+import { MemoryLogSink } from '../../src/observability/index.js';
+import { connected, type RawClient } from '../helpers/broker.js';
+import { startApiBroker, type ApiBroker } from './helpers.js';
+
+/** POST /api/v5/login from a chosen loopback address (the limit is per source address). */
+function loginFrom(port: number, localAddress: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port, localAddress, method: 'POST', path: '/api/v5/login', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+test('/status answers 503 (and broker_status stopped) while the API is up but the broker is not started', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'petrel-status-'));
+  const petrel = createBroker({
+    node: { data_dir: dataDir },
+    durable_storage: { mode: 'memory' },
+    listeners: { tcp: { default: { bind: '127.0.0.1:0' } }, ssl: { default: { enable: false } }, ws: { default: { enable: false } }, wss: { default: { enable: false } } },
+    dashboard: { default_password: 'S3cret-pass', listeners: { http: { enable: true, bind: '127.0.0.1:0' } } },
+    ctl: { enable: false },
+  }, { logSink: new MemoryLogSink() });
+  try {
+    await petrel.api!.start();
+    const base = `http://127.0.0.1:${petrel.api!.port}`;
+    const text = await fetch(`${base}/status`);
+    assert.equal(text.status, 503);
+    assert.ok(Number(text.headers.get('retry-after')) > 0);
+    assert.match(await text.text(), /is stopped/);
+    const json = await fetch(`${base}/api/v5/status?format=json`);
+    assert.equal(json.status, 503);
+    const body = (await json.json()) as Record<string, unknown>;
+    assert.equal(body.broker_status, 'stopped');
+    assert.equal(body.app_status, 'not_running');
+  } finally {
+    await petrel.api!.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+describe('REST API: login limit per address, viewer users, topics paging', () => {
+  let b: ApiBroker;
+  const clients: RawClient[] = [];
+  before(async () => {
+    b = await startApiBroker({ dashboard: { default_password: 'S3cret-pass', listeners: { http: { enable: true, bind: '127.0.0.1:0' } } } });
+  });
+  after(async () => {
+    for (const c of clients) c.destroy();
+    await b.stop();
+  });
+
+  test('login limit is per source address: 127.0.0.2 is limited, 127.0.0.3 still logs in', async () => {
+    const port = Number(new URL(b.base).port);
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await loginFrom(port, '127.0.0.2', { username: 'admin', password: `guess${i}` })).status);
+    assert.deepEqual(statuses, [...Array(10).fill(401), 429]);
+    assert.equal((await loginFrom(port, '127.0.0.2', { username: 'admin', password: 'S3cret-pass' })).status, 429);
+    const other = await loginFrom(port, '127.0.0.3', { username: 'admin', password: 'S3cret-pass' });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    assert.equal(typeof other.body.token, 'string');
+  });
+
+  test('a viewer dashboard user: its token reads, writes are 403, logout works', async () => {
+    assert.equal((await b.call('POST', '/api/v5/users', { body: { username: 'watcher', password: 'watch-pass-1', role: 'viewer' } })).status, 200);
+    const login = await b.json<{ token: string; role: string }>('POST', '/api/v5/login', { auth: null, body: { username: 'watcher', password: 'watch-pass-1' } });
+    assert.equal(login.status, 200);
+    assert.equal(login.body.role, 'viewer');
+    const bearer = `Bearer ${login.body.token}`;
+    assert.equal((await b.call('GET', '/api/v5/clients', { auth: bearer })).status, 200);
+    assert.equal((await b.call('GET', '/api/v5/users', { auth: bearer })).status, 200);
+    for (const [method, url, body] of [
+      ['POST', '/api/v5/users', { username: 'x', password: 'xxxxxxxx1' }],
+      ['POST', '/api/v5/publish', { topic: 't', payload: 'p' }],
+      ['PUT', '/api/v5/configs/log', { level: 'debug' }],
+      ['DELETE', '/api/v5/banned', undefined],
+    ] as const) {
+      const r = await b.json<{ code: string }>(method, url, { auth: bearer, body });
+      assert.equal(r.status, 403, `${method} ${url}`);
+      assert.equal(r.body.code, 'FORBIDDEN');
+    }
+    assert.equal((await b.call('POST', '/api/v5/logout', { auth: bearer })).status, 204, 'a viewer may log itself out');
+    assert.equal((await b.call('GET', '/api/v5/clients', { auth: bearer })).status, 401);
+  });
+
+  test('GET /topics is paged: page, limit, meta {page, limit, count, hasnext}; topic filter; 400 on a bad limit', async () => {
+    const c = await connected(b.port, 5, 'topic-pager');
+    clients.push(c);
+    for (const t of ['pg/a', 'pg/b', 'pg/c']) {
+      const r = await b.call('POST', '/api/v5/clients/topic-pager/subscribe', { body: { topic: t, qos: 0 } });
+      assert.equal(r.status, 200, await r.text());
+    }
+    type Page = { data: Array<{ topic: string }>; meta: Record<string, unknown> };
+    const p1 = await b.json<Page>('GET', '/api/v5/topics?page=1&limit=2');
+    assert.equal(p1.status, 200);
+    assert.equal(p1.body.data.length, 2);
+    assert.deepEqual(p1.body.meta, { page: 1, limit: 2, count: 3, hasnext: true });
+    const p2 = await b.json<Page>('GET', '/api/v5/topics?page=2&limit=2');
+    assert.equal(p2.body.data.length, 1);
+    assert.deepEqual(p2.body.meta, { page: 2, limit: 2, count: 3, hasnext: false });
+    const seen = [...p1.body.data, ...p2.body.data].map((x) => x.topic).sort();
+    assert.deepEqual(seen, ['pg/a', 'pg/b', 'pg/c']);
+    const one = await b.json<Page>('GET', '/api/v5/topics?topic=pg/b');
+    assert.deepEqual(one.body.data.map((x) => x.topic), ['pg/b']);
+    const bad = await b.json<{ code: string; message: string }>('GET', '/api/v5/topics?limit=0');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /limit/);
+  });
+
+  test('/api-docs lists the built-in rules paths', async () => {
+    const doc = await b.json<{ paths: Record<string, unknown> }>('GET', '/api-docs');
+    for (const p of ['/api/v5/authorization/sources/built_in_database/rules/users', '/api/v5/authorization/sources/built_in_database/rules/users/{username}',
+      '/api/v5/authorization/sources/built_in_database/rules/clients/{clientid}', '/api/v5/authorization/sources/built_in_database/rules/all',
+      '/api/v5/authorization/sources/built_in_database/rules']) {
+      assert.ok(p in doc.body.paths, p);
+    }
+  });
+});
