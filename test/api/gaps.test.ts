@@ -117,6 +117,11 @@ describe('REST API: login limit per address, viewer users, topics paging', () =>
     assert.deepEqual(seen, ['pg/a', 'pg/b', 'pg/c']);
     const one = await b.json<Page>('GET', '/api/v5/topics?topic=pg/b');
     assert.deepEqual(one.body.data.map((x) => x.topic), ['pg/b']);
+    // EMQX scripts pass node=: this node's routes, none for another node; so for /subscriptions.
+    assert.equal((await b.json<Page>('GET', '/api/v5/topics?node=petrel@127.0.0.1')).body.meta.count, 3);
+    assert.equal((await b.json<Page>('GET', '/api/v5/topics?node=other@host')).body.meta.count, 0);
+    assert.equal((await b.json<Page>('GET', '/api/v5/subscriptions?clientid=topic-pager&node=petrel@127.0.0.1')).body.meta.count, 3);
+    assert.equal((await b.json<Page>('GET', '/api/v5/subscriptions?clientid=topic-pager&node=other@host')).body.meta.count, 0);
     const bad = await b.json<{ code: string; message: string }>('GET', '/api/v5/topics?limit=0');
     assert.equal(bad.status, 400);
     assert.match(bad.body.message, /limit/);

@@ -11,6 +11,7 @@ interface SubscriptionsQuery extends PageQuery {
   qos?: number;
   share_group?: string;
   match_topic?: string;
+  node?: string;
 }
 
 const openObject = { type: 'object', additionalProperties: true } as const;
@@ -32,13 +33,14 @@ export function subscriptionRoutes(app: FastifyInstance, ctx: ApiContext): void 
           qos: { type: 'integer', minimum: 0, maximum: 2 },
           share_group: { type: 'string' },
           match_topic: { type: 'string', description: 'Subscriptions whose filter matches this topic name.' },
+          node: { type: 'string', description: 'Only this node\'s (another node has none).' },
         },
       },
       response: { 200: { type: 'object', properties: { data: { type: 'array', items: openObject }, meta: metaSchema } } },
     },
   }, async (req) => {
     const q = req.query;
-    const list = m.subscriptions().filter((s) =>
+    const list = q.node !== undefined && q.node !== ctx.node ? [] : m.subscriptions().filter((s) =>
       (q.clientid === undefined || s.clientid === q.clientid) &&
       (q.topic === undefined || s.topic === q.topic) &&
       (q.qos === undefined || s.qos === q.qos) &&
@@ -49,16 +51,16 @@ export function subscriptionRoutes(app: FastifyInstance, ctx: ApiContext): void 
     return { data: page.data.map((s) => ({ ...s, node: ctx.node, durable: false })), meta: page.meta };
   });
 
-  app.get<{ Querystring: PageQuery & { topic?: string } }>('/api/v5/topics', {
+  app.get<{ Querystring: PageQuery & { topic?: string; node?: string } }>('/api/v5/topics', {
     schema: {
       tags: ['topics'],
       summary: 'The route table: topic filters with subscribers',
-      querystring: { type: 'object', additionalProperties: false, properties: { ...pageProperties, topic: { type: 'string' } } },
+      querystring: { type: 'object', additionalProperties: false, properties: { ...pageProperties, topic: { type: 'string' }, node: { type: 'string' } } },
       response: { 200: { type: 'object', properties: { data: { type: 'array', items: openObject }, meta: metaSchema } } },
     },
   }, async (req) => {
-    const t = req.query.topic;
-    const list = m.routes().filter((r) => t === undefined || r.topic === t);
+    const { topic: t, node } = req.query;
+    const list = node !== undefined && node !== ctx.node ? [] : m.routes().filter((r) => t === undefined || r.topic === t);
     const page = paginate(list, req.query);
     return { data: page.data.map((r) => ({ topic: r.topic, node: ctx.node })), meta: page.meta };
   });
