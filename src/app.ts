@@ -153,6 +153,7 @@ export class Petrel {
         authenticators: () => this.auth.chain as never,
         banned: () => this.auth.banned as never,
         authzRules: () => (config.authorization.sources === undefined || !Object.values(config.authorization.sources).some((s) => s.enable && s.type === 'built_in_database') ? undefined : this.auth.rules),
+        clearAuthzCache: () => this.auth.authorizer.clearCache(),
       })
       : null;
     const api = this.api;

@@ -80,6 +80,8 @@ export interface ApiServerDeps {
   banned?(): ApiBanned;
   /** The first built_in_database authorization source's rules; undefined when none is configured. */
   authzRules?(): ApiBuiltinRules | undefined;
+  /** Drops every client's cached authorization decisions (`DELETE /authorization/cache`). */
+  clearAuthzCache?(): void;
 }
 
 /** One built-in authorization rule, EMQX's shape. */

@@ -186,6 +186,45 @@ describe('REST API: built_in_database authorization rules', () => {
   });
 });
 
+describe('REST API: authorization source by type, settings, cache', () => {
+  let b: ApiBroker;
+  before(async () => {
+    b = await startApiBroker({ authorization: { no_match: 'deny', deny_action: 'ignore', sources: { acl: { type: 'file' }, db: { type: 'built_in_database' } } } });
+  });
+  after(async () => {
+    closeMqttClients();
+    await b.stop();
+  });
+
+  test('GET /authorization/sources/{type}, /authorization/settings; DELETE /authorization/cache empties the decision cache', async () => {
+    const db = await b.json<Record<string, unknown>>('GET', '/api/v5/authorization/sources/built_in_database');
+    assert.equal(db.status, 200);
+    assert.equal(db.body.name, 'db');
+    assert.equal(db.body.type, 'built_in_database');
+    assert.equal((await b.json<Record<string, unknown>>('GET', '/api/v5/authorization/sources/file')).body.name, 'acl');
+    assert.equal((await b.json<Record<string, unknown>>('GET', '/api/v5/authorization/sources/acl')).body.type, 'file', 'by name too');
+    const none = await b.json<{ code: string }>('GET', '/api/v5/authorization/sources/http');
+    assert.equal(none.status, 404);
+    assert.equal(none.body.code, 'NOT_FOUND');
+    const settings = await b.json<Record<string, unknown>>('GET', '/api/v5/authorization/settings');
+    assert.deepEqual({ no_match: settings.body.no_match, deny_action: settings.body.deny_action }, { no_match: 'deny', deny_action: 'ignore' });
+    assert.equal((settings.body.cache as { enable: boolean }).enable, true);
+
+    // The default acl.conf lets 127.0.0.1 publish anywhere; the decision is cached.
+    const { client } = await connectMqtt(b.port, { protocolVersion: 5, clientId: 'cached-1', reconnectPeriod: 0 });
+    try {
+      assert.equal(await pubackCode(client, 'cache/me'), 0x10);
+      assert.ok(b.petrel.auth.authorizer.cached('cached-1') > 0, 'a decision is cached');
+      assert.equal((await b.call('DELETE', '/api/v5/authorization/cache', { auth: basic(VIEWER.key, VIEWER.secret) })).status, 403);
+      assert.equal((await b.call('DELETE', '/api/v5/authorization/cache', { auth: null })).status, 401);
+      assert.equal((await b.call('DELETE', '/api/v5/authorization/cache')).status, 204);
+      assert.equal(b.petrel.auth.authorizer.cached('cached-1'), 0);
+    } finally {
+      await endMqtt(client);
+    }
+  });
+});
+
 describe('REST API: built_in_database rules without such a source', () => {
   let b: ApiBroker;
   before(async () => {

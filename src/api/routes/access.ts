@@ -343,6 +343,40 @@ export function accessRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { sources, no_match: a.no_match, deny_action: a.deny_action, cache: a.cache };
   });
 
+  const sourceView = (name: string, s: unknown): Record<string, unknown> => {
+    const out: Record<string, unknown> = { name };
+    for (const [k, v] of Object.entries(s as Record<string, unknown>)) out[k] = /password|secret/.test(k) && v !== '' ? '******' : v;
+    return out;
+  };
+
+  app.get<{ Params: { type: string } }>('/api/v5/authorization/sources/:type', {
+    schema: {
+      tags: ['authorization'],
+      summary: 'One authorization source by type (file, built_in_database, http, ...) or by name',
+      params: { type: 'object', required: ['type'], properties: { type: { type: 'string', minLength: 1 } } },
+      response: { 200: openObject, 404: errorSchema },
+    },
+  }, async (req) => {
+    const entries = Object.entries(ctx.deps.config.authorization.sources ?? {});
+    const hit = entries.find(([, s]) => s.type === req.params.type) ?? entries.find(([name]) => name === req.params.type);
+    if (hit === undefined) throw notFound('NOT_FOUND', `no authorization source of type or name ${req.params.type}`);
+    return sourceView(hit[0], hit[1]);
+  });
+
+  app.get('/api/v5/authorization/settings', {
+    schema: { tags: ['authorization'], summary: 'no_match, deny_action and the decision cache settings', response: { 200: openObject } },
+  }, async () => {
+    const a = ctx.deps.config.authorization;
+    return { no_match: a.no_match, deny_action: a.deny_action, cache: a.cache };
+  });
+
+  app.delete('/api/v5/authorization/cache', {
+    schema: { tags: ['authorization'], summary: "Drop every client's cached authorization decisions (the next PUBLISH or SUBSCRIBE is decided afresh)", response: { 204: { type: 'null' } } },
+  }, async (_req, reply) => {
+    ctx.deps.clearAuthzCache?.();
+    void reply.code(204);
+  });
+
   // ---------------------------------------------------------------------------------------
   // Banned
 
