@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createBroker } from '../../src/app.js';
 import { MemoryLogSink } from '../../src/observability/index.js';
 import { connected, type RawClient } from '../helpers/broker.js';
-import { startApiBroker, type ApiBroker } from './helpers.js';
+import { VIEWER, basic, startApiBroker, type ApiBroker } from './helpers.js';
 
 /** POST /api/v5/login from a chosen loopback address (the limit is per source address). */
 function loginFrom(port: number, localAddress: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -134,5 +134,47 @@ describe('REST API: login limit per address, viewer users, topics paging', () =>
       '/api/v5/authorization/sources/built_in_database/rules']) {
       assert.ok(p in doc.body.paths, p);
     }
+  });
+});
+
+describe('REST API: every documented endpoint refuses missing credentials and viewer writes', () => {
+  let b: ApiBroker;
+  before(async () => {
+    b = await startApiBroker({
+      authentication: { builtin: { mechanism: 'password_based', backend: 'built_in_database' } },
+      authorization: { sources: { db: { type: 'built_in_database' } } },
+    });
+  });
+  after(async () => {
+    await b.stop();
+  });
+
+  test('each path and method in /api-docs: 401 without credentials (but status, login, prometheus), 403 for a viewer on writes (but logout)', async () => {
+    const doc = await b.json<{ paths: Record<string, Record<string, unknown>> }>('GET', '/api-docs');
+    const open = new Set(['/status', '/api/v5/status', '/api/v5/login', '/api/v5/prometheus/stats']);
+    const viewer = basic(VIEWER.key, VIEWER.secret);
+    let checked = 0;
+    for (const [p, ops] of Object.entries(doc.body.paths)) {
+      const url = p.replace(/\{[^}]+\}/g, 'x');
+      for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
+        if (!['GET', 'POST', 'PUT', 'DELETE'].includes(method)) continue;
+        checked++;
+        const body = method === 'GET' || method === 'DELETE' ? undefined : {};
+        if (open.has(p)) {
+          assert.notEqual((await b.call(method, url, { auth: null, body })).status, 401, `${method} ${p} is public`);
+          continue;
+        }
+        const anon = await b.json<{ code: string }>(method, url, { auth: null, body });
+        assert.equal(anon.status, 401, `${method} ${p} without credentials`);
+        assert.equal(typeof anon.body.code, 'string');
+        assert.ok(anon.res.headers.get('www-authenticate'), `${method} ${p}: WWW-Authenticate`);
+        if (method !== 'GET' && p !== '/api/v5/logout') {
+          const r = await b.json<{ code: string }>(method, url, { auth: viewer, body });
+          assert.equal(r.status, 403, `${method} ${p} as a viewer`);
+          assert.equal(r.body.code, 'FORBIDDEN');
+        }
+      }
+    }
+    assert.ok(checked >= 80, `checked ${checked} endpoints`);
   });
 });
