@@ -7,6 +7,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { TOKEN_TTL_MS } from '../../src/api/auth.js';
 import { createBroker } from '../../src/app.js';
 import { MemoryLogSink } from '../../src/observability/index.js';
 import { connected, type RawClient } from '../helpers/broker.js';
@@ -96,6 +97,18 @@ describe('REST API: login limit per address, viewer users, topics paging', () =>
     }
     assert.equal((await b.call('POST', '/api/v5/logout', { auth: bearer })).status, 204, 'a viewer may log itself out');
     assert.equal((await b.call('GET', '/api/v5/clients', { auth: bearer })).status, 401);
+  });
+
+  test('a login token expires after an hour: 401 TOKEN_TIME_OUT, with WWW-Authenticate', async () => {
+    // A token issued an hour and a second ago (login takes the time it is issued at).
+    const issued = b.petrel.api!.users.login('admin', 'S3cret-pass', Date.now() - TOKEN_TTL_MS - 1000);
+    assert.ok(issued !== null);
+    const r = await b.json<{ code: string }>('GET', '/api/v5/clients', { auth: `Bearer ${issued.token}` });
+    assert.equal(r.status, 401);
+    assert.equal(r.body.code, 'TOKEN_TIME_OUT');
+    assert.ok(r.res.headers.get('www-authenticate'));
+    const fresh = b.petrel.api!.users.login('admin', 'S3cret-pass', Date.now() - TOKEN_TTL_MS + 60_000);
+    assert.equal((await b.call('GET', '/api/v5/clients', { auth: `Bearer ${fresh!.token}` })).status, 200, 'a minute left: still good');
   });
 
   test('GET /topics is paged: page, limit, meta {page, limit, count, hasnext}; topic filter; 400 on a bad limit', async () => {
