@@ -90,6 +90,12 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
    */
   authExpiresAt = 0;
   private authExpiry: TimerEntry | null = null;
+  /**
+   * What hooks are told about this client, built once it is connected: client id, username
+   * (peer_cert_as_*, SCRAM) and protocol are settled at the CONNACK, and an authorized
+   * PUBLISH must not allocate one per message. Frozen: a hook cannot change it for the next.
+   */
+  private info: ClientInfo | null = null;
   /** Packets that arrived while CONNECT was being authenticated, handled once accepted. */
   private pending: Packet[] | null = null;
   private closeReason: DisconnectReason | null = null;
@@ -403,6 +409,7 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
   }
 
   clientInfo(): ClientInfo {
+    if (this.info !== null) return this.info;
     const info: ClientInfo = {
       clientId: this.clientId,
       username: this.username,
@@ -418,6 +425,9 @@ export class Channel implements ConnectionHandle, SessionOutlet, HoldablePublish
       info.certSubject = cert.subject;
       info.certPem = cert.pem;
     }
+    // Before the CONNACK the identity may still change (peer_cert_as_*, an enhanced
+    // authentication naming the user): built afresh each time until then.
+    if (this.state === 'connected' || this.state === 'closed') this.info = Object.freeze(info);
     return info;
   }
 

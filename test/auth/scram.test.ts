@@ -12,6 +12,7 @@ import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
 import { RawClient, disconnectReasons, shutdownCount, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { ScramAuthenticator } from '../../src/auth/index.js';
 import { PacketType } from '../../src/codec/index.js';
+import type { ClientInfo } from '../../src/hooks/index.js';
 
 const open = new Set<MqttClient>();
 after(() => {
@@ -279,5 +280,29 @@ test('a CONNECT username must be the SCRAM user; a bootstrap file seeds SCRAM us
     const other = await mqttjsScram(b.port, new ScramClient('sha256', 'erin', 'e-pw'), { username: 'admin', clientId: 'e2' });
     assert.equal(other.code, 0x87);
     assert.ok(b.logs.records().some((l) => l.event === 'authentication_failed' && l.detail === 'username_mismatch'));
+  });
+});
+
+test('the identity hooks see is the one settled at CONNECT (the SCRAM user), one frozen ClientInfo per connection', async () => {
+  await withBroker(scramConfig(), async (b) => {
+    scramUsers(b).add({ user_id: 'carol', password: 'c-pw' });
+    const seen: ClientInfo[] = [];
+    b.petrel.hooks.on('client.authorize', (info, _action, topic) => {
+      if (topic.startsWith('id/')) seen.push(info);
+      return 'ignore';
+    });
+    const { client, code } = await mqttjsScram(b.port, new ScramClient('sha256', 'carol', 'c-pw'), { clientId: 'who' });
+    assert.equal(code, undefined, 'connected');
+    await new Promise<void>((resolve, reject) => client.subscribe('id/#', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    for (const n of [1, 2]) await new Promise<void>((resolve, reject) => client.publish(`id/${n}`, 'x', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    assert.equal(seen.length, 3);
+    for (const info of seen) {
+      assert.equal(info.username, 'carol', 'the user the exchange proved, though CONNECT named none');
+      assert.equal(info.clientId, 'who');
+      assert.ok(info.connectedAt! > 0);
+    }
+    assert.equal(seen[1], seen[2], 'not rebuilt per PUBLISH');
+    assert.ok(Object.isFrozen(seen[1]), 'a hook cannot change what the next one sees');
+    await endClient(client);
   });
 });
