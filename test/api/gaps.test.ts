@@ -111,6 +111,27 @@ describe('REST API: login limit per address, viewer users, topics paging', () =>
     assert.equal((await b.call('GET', '/api/v5/clients', { auth: `Bearer ${fresh!.token}` })).status, 200, 'a minute left: still good');
   });
 
+  test('GET /clients time filters: gte/lte_created_at and gte/lte_connected_at, RFC 3339 or epoch ms; 400 naming a bad one', async () => {
+    const early = await connected(b.port, 5, 'time-early');
+    clients.push(early);
+    await new Promise((r) => setTimeout(r, 30));
+    const between = Date.now();
+    await new Promise((r) => setTimeout(r, 30));
+    const late = await connected(b.port, 5, 'time-late');
+    clients.push(late);
+    type Page = { data: Array<{ clientid: string }> };
+    const ids = async (q: string): Promise<string[]> =>
+      (await b.json<Page>('GET', `/api/v5/clients?like_clientid=time-&${q}`)).body.data.map((c) => c.clientid).sort();
+    assert.deepEqual(await ids(`gte_connected_at=${between}`), ['time-late']);
+    assert.deepEqual(await ids(`lte_connected_at=${between}`), ['time-early']);
+    assert.deepEqual(await ids(`gte_created_at=${encodeURIComponent(new Date(between).toISOString())}`), ['time-late']);
+    assert.deepEqual(await ids(`lte_created_at=${encodeURIComponent(new Date(between).toISOString())}`), ['time-early']);
+    assert.deepEqual(await ids(`gte_created_at=${between - 60_000}&lte_created_at=${Date.now() + 1000}`), ['time-early', 'time-late']);
+    const bad = await b.json<{ code: string; message: string }>('GET', '/api/v5/clients?gte_connected_at=yesterday');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /^querystring\.gte_connected_at: "yesterday" is not an RFC 3339 date or epoch milliseconds$/);
+  });
+
   test('GET /topics is paged: page, limit, meta {page, limit, count, hasnext}; topic filter; 400 on a bad limit', async () => {
     const c = await connected(b.port, 5, 'topic-pager');
     clients.push(c);

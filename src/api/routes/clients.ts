@@ -18,6 +18,31 @@ interface ClientsQuery extends PageQuery {
   proto_ver?: number;
   like_clientid?: string;
   like_username?: string;
+  gte_created_at?: string | number;
+  lte_created_at?: string | number;
+  gte_connected_at?: string | number;
+  lte_connected_at?: string | number;
+}
+
+const TIME_FILTERS = ['gte_created_at', 'lte_created_at', 'gte_connected_at', 'lte_connected_at'] as const;
+const timeFilter = { anyOf: [{ type: 'integer' }, { type: 'string' }], description: 'RFC 3339 or epoch milliseconds.' } as const;
+
+/** EMQX's time filters as epoch ms; a value that is neither form is a 400 naming the field. */
+function timeBounds(q: ClientsQuery): { min: number; max: number } | null {
+  let min = -Infinity;
+  let max = Infinity;
+  let any = false;
+  for (const key of TIME_FILTERS) {
+    const v = q[key];
+    if (v === undefined) continue;
+    any = true;
+    const ms = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(ms)) throw badRequest(`querystring.${key}: "${v}" is not an RFC 3339 date or epoch milliseconds`);
+    // A client's session is created when it connects (created_at = connected_at).
+    if (key.startsWith('gte')) min = Math.max(min, ms);
+    else max = Math.min(max, ms);
+  }
+  return any ? { min, max } : null;
 }
 
 const clientIdParams = {
@@ -160,6 +185,10 @@ export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
           proto_ver: { type: 'integer', enum: [3, 4, 5] },
           like_clientid: { type: 'string', description: 'Substring of the client id.' },
           like_username: { type: 'string', description: 'Substring of the username.' },
+          gte_created_at: timeFilter,
+          lte_created_at: timeFilter,
+          gte_connected_at: timeFilter,
+          lte_connected_at: timeFilter,
         },
       },
       response: { 200: { type: 'object', properties: { data: { type: 'array', items: clientSchema }, meta: metaSchema } } },
@@ -167,7 +196,9 @@ export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
   }, async (req) => {
     const q = req.query;
     const ids = q.clientid === undefined ? null : new Set(q.clientid);
+    const time = timeBounds(q);
     const list = q.conn_state === 'disconnected' ? [] : m.clients().filter((c) =>
+      (time === null || (c.connectedAt >= time.min && c.connectedAt <= time.max)) &&
       (q.node === undefined || q.node === ctx.node) &&
       (ids === null || ids.has(c.clientId)) &&
       (q.username === undefined || c.username === q.username) &&
@@ -179,8 +210,8 @@ export function clientRoutes(app: FastifyInstance, ctx: ApiContext): void {
       (q.like_username === undefined || (c.username ?? '').includes(q.like_username)),
     );
     const rows: Record<string, unknown>[] = q.conn_state === 'disconnected' ? [] : list.map(view);
-    // A disconnected session has no username, address or protocol to match on.
-    if ((q.conn_state === undefined || q.conn_state === 'disconnected') && q.username === undefined && q.ip_address === undefined &&
+    // A disconnected session has no username, address, protocol or connect time to match on.
+    if ((q.conn_state === undefined || q.conn_state === 'disconnected') && q.username === undefined && q.ip_address === undefined && time === null &&
       q.proto_ver === undefined && q.like_username === undefined && q.clean_start !== true && (q.node === undefined || q.node === ctx.node)) {
       for (const s of m.offlineSessions()) {
         if ((ids === null || ids.has(s.clientId)) && (q.like_clientid === undefined || s.clientId.includes(q.like_clientid))) {
