@@ -132,6 +132,23 @@ describe('REST API: login limit per address, viewer users, topics paging', () =>
     assert.match(bad.body.message, /^querystring\.gte_connected_at: "yesterday" is not an RFC 3339 date or epoch milliseconds$/);
   });
 
+  test('GET /listeners/{id}: one listener with its counters; 404 unknown, 400 malformed id', async () => {
+    const one = await b.json<Record<string, unknown>>('GET', '/api/v5/listeners/tcp:default');
+    assert.equal(one.status, 200);
+    assert.equal(one.body.id, 'tcp:default');
+    assert.equal(one.body.running, true);
+    assert.equal(typeof one.body.current_connections, 'number');
+    assert.equal(typeof one.body.shutdown_counts, 'object');
+    const all = await b.json<Array<Record<string, unknown>>>('GET', '/api/v5/listeners');
+    assert.deepEqual(one.body, all.body.find((l) => l.id === 'tcp:default'));
+    const missing = await b.json<{ code: string }>('GET', '/api/v5/listeners/ssl:nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.code, 'NOT_FOUND');
+    const bad = await b.json<{ code: string; message: string }>('GET', '/api/v5/listeners/not-an-id');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /params\.id/);
+  });
+
   test('GET /topics is paged: page, limit, meta {page, limit, count, hasnext}; topic filter; 400 on a bad limit', async () => {
     const c = await connected(b.port, 5, 'topic-pager');
     clients.push(c);

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { errorSchema, notFound } from '../errors.js';
-import type { ApiContext } from '../server.js';
+import type { ApiContext, ApiListenerStats } from '../server.js';
 
 const aggregateQuery = {
   type: 'object',
@@ -88,24 +88,37 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return nodeInfo();
   });
 
+  const listenerView = (l: ApiListenerStats): Record<string, unknown> => ({
+    id: l.id,
+    type: l.type,
+    name: l.name,
+    bind: l.bind,
+    enable: true,
+    running: l.running,
+    number: 1,
+    max_connections: Number.isFinite(l.max_connections) ? l.max_connections : 'infinity',
+    current_connections: l.current_connections,
+    accepted: l.accepted,
+    refused: l.refused,
+    shutdown_counts: l.shutdown_counts,
+    status: { running: l.running, current_connections: l.current_connections, max_connections: Number.isFinite(l.max_connections) ? l.max_connections : 'infinity' },
+    node_status: { [ctx.node]: { running: l.running, current_connections: l.current_connections } },
+  });
+
   app.get('/api/v5/listeners', {
     schema: { tags: ['listeners'], summary: 'MQTT listeners with current connections and shutdown counts by reason', response: { 200: { type: 'array', items: openObject } } },
-  }, async () =>
-    ctx.deps.listeners().map((l) => ({
-      id: l.id,
-      type: l.type,
-      name: l.name,
-      bind: l.bind,
-      enable: true,
-      running: l.running,
-      number: 1,
-      max_connections: Number.isFinite(l.max_connections) ? l.max_connections : 'infinity',
-      current_connections: l.current_connections,
-      accepted: l.accepted,
-      refused: l.refused,
-      shutdown_counts: l.shutdown_counts,
-      status: { running: l.running, current_connections: l.current_connections, max_connections: Number.isFinite(l.max_connections) ? l.max_connections : 'infinity' },
-      node_status: { [ctx.node]: { running: l.running, current_connections: l.current_connections } },
-    })),
-  );
+  }, async () => ctx.deps.listeners().map(listenerView));
+
+  app.get<{ Params: { id: string } }>('/api/v5/listeners/:id', {
+    schema: {
+      tags: ['listeners'],
+      summary: 'One MQTT listener by id (tcp:default)',
+      params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^(tcp|ssl|ws|wss):[A-Za-z0-9_-]+$' } } },
+      response: { 200: openObject, 400: errorSchema, 404: errorSchema },
+    },
+  }, async (req) => {
+    const l = ctx.deps.listeners().find((x) => x.id === req.params.id);
+    if (l === undefined) throw notFound('NOT_FOUND', `listener ${req.params.id} not found`);
+    return listenerView(l);
+  });
 }
