@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IClientOptions } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { startBroker, withBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt, mosquittoPub } from '../helpers/clients.js';
 import { hashPassword, type HashAlgorithm } from '../../src/auth/index.js';
 import { createBroker } from '../../src/app.js';
@@ -38,14 +38,6 @@ async function refusal(port: number, opts: IClientOptions): Promise<number> {
   return 0;
 }
 
-async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 const HASHED = { authentication: { db: { bootstrap_file: usersCsv(), bootstrap_type: 'hash' } } };
 

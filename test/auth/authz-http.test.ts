@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
-import { RawClient, disconnectReasons, sleep, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { disconnectReasons, RawClient, sleep, waitFor, withBroker, type TestBroker } from '../helpers/broker.js';
 import { encode } from '../../src/codec/index.js';
 import { closeMqttClients, connectMqtt, endMqtt, nextPacket } from '../helpers/clients.js';
 
@@ -77,14 +77,6 @@ function config(extra: Record<string, unknown> = {}): Record<string, unknown> {
   };
 }
 
-async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 async function ackCode(client: MqttClient, topic: string, payload: string, qos: 1 | 2 = 1): Promise<number> {
   const ack = nextPacket(client, qos === 1 ? 'puback' : 'pubrec');

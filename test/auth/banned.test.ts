@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient, withBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt } from '../helpers/clients.js';
 import { Banned, BannedError } from '../../src/auth/index.js';
 import { PacketType } from '../../src/codec/index.js';
@@ -14,14 +14,6 @@ import { MemoryRecordStore } from '../../src/store/index.js';
 
 after(() => closeMqttClients());
 
-async function run(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 /** CONNACK code of an MQTT.js connect (0 when accepted; the client is closed again). */
 async function connackCode(port: number, opts: { clientId: string; username?: string; protocolVersion?: 4 | 5 }): Promise<number> {
@@ -123,7 +115,7 @@ test('Banned: entries are written to and read back from the record store; expire
 });
 
 test('a banned client id gets CONNACK 0x8A (MQTT 5) and 5 (3.1.1), logged with reason banned', async () => {
-  await run({}, async (b) => {
+  await withBroker({}, async (b) => {
     b.petrel.banned.add({ as: 'clientid', who: 'bad-1', reason: 'test' });
     assert.equal(await connackCode(b.port, { clientId: 'bad-1' }), 0x8a);
     assert.equal(await connackCode(b.port, { clientId: 'bad-1', protocolVersion: 4 }), 5);
@@ -136,7 +128,7 @@ test('a banned client id gets CONNACK 0x8A (MQTT 5) and 5 (3.1.1), logged with r
 });
 
 test('bans by username and by address (CIDR) refuse real clients; removing the ban lets them in', async () => {
-  await run({ authentication: { db: { backend: 'built_in_database' } } }, async (b) => {
+  await withBroker({ authentication: { db: { backend: 'built_in_database' } } }, async (b) => {
     b.petrel.auth.users.add({ user_id: 'alice', password: 'pw' });
     b.petrel.banned.add({ as: 'username', who: 'alice' });
     const c = await RawClient.tcp(b.port, 5);
@@ -146,7 +138,7 @@ test('bans by username and by address (CIDR) refuse real clients; removing the b
     assert.equal((await c2.connect('a1', { username: 'alice', password: Buffer.from('pw') })).reasonCode, 0);
     c2.end();
   });
-  await run({}, async (b) => {
+  await withBroker({}, async (b) => {
     b.petrel.banned.add({ as: 'peerhost', who: '127.0.0.0/8' });
     assert.equal(await connackCode(b.port, { clientId: 'loop' }), 0x8a);
     b.petrel.banned.clear();
@@ -155,7 +147,7 @@ test('bans by username and by address (CIDR) refuse real clients; removing the b
 });
 
 test('adding a ban disconnects a connected client it matches (DISCONNECT 0x98, reason banned)', async () => {
-  await run({}, async (b) => {
+  await withBroker({}, async (b) => {
     const v5 = await RawClient.tcp(b.port, 5);
     assert.equal((await v5.connect('victim', { username: 'eve' })).reasonCode, 0);
     const other = await RawClient.tcp(b.port, 5);
@@ -173,7 +165,7 @@ test('adding a ban disconnects a connected client it matches (DISCONNECT 0x98, r
 });
 
 test('behind a PROXY protocol header the reported client address is what a ban checks', async () => {
-  await run({ listeners: { tcp: { default: { proxy_protocol: true } } } }, async (b) => {
+  await withBroker({ listeners: { tcp: { default: { proxy_protocol: true } } } }, async (b) => {
     b.petrel.banned.add({ as: 'peerhost_net', who: '10.0.0.0/8' });
     const banned = await RawClient.tcp(b.port, 5);
     banned.sendBytes(Buffer.from('PROXY TCP4 10.1.2.3 127.0.0.1 40000 1883\r\n'));
@@ -188,10 +180,10 @@ test('behind a PROXY protocol header the reported client address is what a ban c
 test('bans survive a restart on the same data directory', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'petrel-banned-'));
   const cfg = { durable_storage: { mode: 'durable' }, node: { data_dir: dir } };
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     b.petrel.banned.add({ as: 'clientid', who: 'persisted', reason: 'abuse', by: 'ops' });
   });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     const e = b.petrel.banned.get('clientid', 'persisted');
     assert.equal(e?.reason, 'abuse');
     assert.equal(e?.by, 'ops');

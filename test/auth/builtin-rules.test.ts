@@ -6,20 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient, withBroker, type TestBroker } from '../helpers/broker.js';
 import { BuiltinRuleError } from '../../src/auth/index.js';
 import { PacketType } from '../../src/codec/index.js';
 
 const SOURCES = { authorization: { no_match: 'deny', sources: { db: { type: 'built_in_database' } } } };
 
-async function run(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 async function client(b: TestBroker, clientId: string, username?: string): Promise<RawClient> {
   const c = await RawClient.tcp(b.port, 5);
@@ -33,7 +25,7 @@ async function puback(c: RawClient, topic: string): Promise<number> {
 }
 
 test('rules per username, per client id and for all decide for real clients; client id rules come first', async () => {
-  await run(SOURCES, async (b) => {
+  await withBroker(SOURCES, async (b) => {
     const rules = b.petrel.auth.rules;
     rules.set('username', 'alice', [
       { permission: 'allow', action: 'publish', topic: 't/${username}/#' },
@@ -60,7 +52,7 @@ test('rules per username, per client id and for all decide for real clients; cli
 });
 
 test('a change applies to the next PUBLISH (cached decisions dropped); qos conditions', async () => {
-  await run(SOURCES, async (b) => {
+  await withBroker(SOURCES, async (b) => {
     const rules = b.petrel.auth.rules;
     const c = await client(b, 'c1', 'carol');
     assert.equal(await puback(c, 'u/1'), 0x87);
@@ -80,7 +72,7 @@ test('a change applies to the next PUBLISH (cached decisions dropped); qos condi
 });
 
 test('bad rules are refused with the rule number and the reason; nothing changes', async () => {
-  await run(SOURCES, async (b) => {
+  await withBroker(SOURCES, async (b) => {
     const rules = b.petrel.auth.rules;
     rules.set('username', 'dave', [{ permission: 'allow', action: 'publish', topic: 'd/#' }]);
     assert.throws(() => rules.set('username', 'dave', [{ permission: 'allow', action: 'publish', topic: 'ok' }, { permission: 'maybe', action: 'publish', topic: 'x' }]),
@@ -92,17 +84,17 @@ test('bad rules are refused with the rule number and the reason; nothing changes
     assert.deepEqual(rules.get('username', 'dave'), [{ permission: 'allow', action: 'publish', topic: 'd/#' }]);
     assert.deepEqual(rules.list('username'), [{ who: 'dave', rules: [{ permission: 'allow', action: 'publish', topic: 'd/#' }] }]);
   });
-  await run({}, async (b) => assert.throws(() => b.petrel.auth.rules, /no built_in_database authorization source/));
+  await withBroker({}, async (b) => assert.throws(() => b.petrel.auth.rules, /no built_in_database authorization source/));
 });
 
 test('rules survive a restart on the same data directory', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'petrel-rules-'));
   const cfg = { ...SOURCES, durable_storage: { mode: 'durable' }, node: { data_dir: dir } };
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     b.petrel.auth.rules.set('clientid', 'kept', [{ permission: 'allow', action: 'publish', topic: 'k/#', retain: false }]);
     b.petrel.auth.rules.setAll([{ permission: 'deny', action: 'subscribe', topic: 'eq #' }]);
   });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     assert.deepEqual(b.petrel.auth.rules.get('clientid', 'kept'), [{ permission: 'allow', action: 'publish', topic: 'k/#', retain: false }]);
     assert.deepEqual(b.petrel.auth.rules.getAll(), [{ permission: 'deny', action: 'subscribe', topic: 'eq #' }]);
     const c = await client(b, 'kept');

@@ -3,19 +3,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { withBroker, type TestBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt } from '../helpers/clients.js';
 
 after(() => closeMqttClients());
 
-async function run(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 async function connectOnce(port: number, clientId: string): Promise<number> {
   try {
@@ -37,7 +29,7 @@ async function disconnects(b: TestBroker, clientId: string, n: number): Promise<
 }
 
 test('more than max_count disconnects within window_time ban the client id for ban_time', async () => {
-  await run({ flapping_detect: { enable: true, max_count: 3, window_time: '1m', ban_time: '600ms' } }, async (b) => {
+  await withBroker({ flapping_detect: { enable: true, max_count: 3, window_time: '1m', ban_time: '600ms' } }, async (b) => {
     for (let i = 1; i <= 4; i++) {
       assert.equal(await connectOnce(b.port, 'flappy'), 0, `connect ${i}`);
       await disconnects(b, 'flappy', i);
@@ -55,7 +47,7 @@ test('more than max_count disconnects within window_time ban the client id for b
 });
 
 test('disconnects spread over more than window_time do not ban; detection is off by default', async () => {
-  await run({ flapping_detect: { enable: true, max_count: 2, window_time: '200ms', ban_time: '5m' } }, async (b) => {
+  await withBroker({ flapping_detect: { enable: true, max_count: 2, window_time: '200ms', ban_time: '5m' } }, async (b) => {
     for (let i = 1; i <= 4; i++) {
       assert.equal(await connectOnce(b.port, 'slow'), 0);
       await disconnects(b, 'slow', i);
@@ -63,7 +55,7 @@ test('disconnects spread over more than window_time do not ban; detection is off
     }
     assert.equal(b.petrel.banned.size, 0);
   });
-  await run({}, async (b) => {
+  await withBroker({}, async (b) => {
     for (let i = 1; i <= 20; i++) assert.equal(await connectOnce(b.port, 'free'), 0);
     assert.equal(b.petrel.banned.size, 0);
   });

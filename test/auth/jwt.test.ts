@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { IClientOptions } from 'mqtt';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
-import { RawClient, disconnectReasons, sleep, startBroker, type TestBroker } from '../helpers/broker.js';
+import { disconnectReasons, RawClient, sleep, withBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt, nextPacket, publishMqtt, subscribeMqtt } from '../helpers/clients.js';
 
 after(() => closeMqttClients());
@@ -30,14 +30,6 @@ async function connackCode(port: number, opts: IClientOptions): Promise<number> 
   }
 }
 
-async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 test('hmac-based: valid token allows; expired, not-yet-valid, wrong claims deny 0x86; a bad signature or no token passes on', async () => {
   const cfg = { authentication: { jwt: { mechanism: 'jwt', algorithm: 'hmac-based', secret: SECRET, verify_claims: { clientid: '${clientid}', username: '${username}' } } } };

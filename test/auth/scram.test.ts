@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
-import { RawClient, disconnectReasons, shutdownCount, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { disconnectReasons, RawClient, shutdownCount, waitFor, withBroker, type TestBroker } from '../helpers/broker.js';
 import { ScramAuthenticator } from '../../src/auth/index.js';
 import { PacketType } from '../../src/codec/index.js';
 import type { ClientInfo } from '../../src/hooks/index.js';
@@ -63,14 +63,6 @@ function scramUsers(b: TestBroker, name = 'scram'): ScramAuthenticator['users'] 
   return (b.petrel.auth.authenticator(name) as ScramAuthenticator).users;
 }
 
-async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 /** MQTT.js v5 with SCRAM through handleAuth: resolves with the CONNACK or the refusal code. */
 function mqttjsScram(port: number, scram: ScramClient, opts: { clientId?: string; username?: string; proofPassword?: string } = {}): Promise<{ connack?: IConnackPacket; code?: number; client: MqttClient }> {

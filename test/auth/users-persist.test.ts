@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { withBroker } from '../helpers/broker.js';
 import { closeMqttClients, connectMqtt, endMqtt } from '../helpers/clients.js';
 import type { ScramAuthenticator } from '../../src/auth/index.js';
 
@@ -26,19 +26,11 @@ function durable(dir: string, authentication: Record<string, unknown>): Record<s
   return { durable_storage: { mode: 'durable' }, node: { data_dir: dir }, authentication };
 }
 
-async function run(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
-  const b = await startBroker(values);
-  try {
-    await fn(b);
-  } finally {
-    await b.stop();
-  }
-}
 
 test('users added, changed and removed through the library API survive a restart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'petrel-users-'));
   const cfg = durable(dir, { db: { backend: 'built_in_database' } });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     b.petrel.auth.users.add({ user_id: 'alice', password: 'a1' });
     b.petrel.auth.users.add({ user_id: 'bob', password: 'b1', is_superuser: true });
     b.petrel.auth.users.add({ user_id: 'gone', password: 'g' });
@@ -46,7 +38,7 @@ test('users added, changed and removed through the library API survive a restart
     assert.equal(b.petrel.auth.users.remove('gone'), true);
     assert.equal(await connackCode(b.port, 'alice', 'a2'), 0);
   });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     assert.deepEqual(b.petrel.auth.users.list(), [{ user_id: 'alice', is_superuser: false }, { user_id: 'bob', is_superuser: true }]);
     assert.equal(await connackCode(b.port, 'alice', 'a2'), 0);
     assert.equal(await connackCode(b.port, 'alice', 'a1'), 0x86);
@@ -61,7 +53,7 @@ test('the bootstrap file seeds an empty table only: removed users stay removed a
   const file = join(dir, 'users.csv');
   writeFileSync(file, 'user_id,password,is_superuser\nseed1,s1,false\nseed2,s2,false\n');
   const cfg = durable(dir, { db: { bootstrap_file: file } });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     assert.deepEqual(b.petrel.auth.users.list().map((u) => u.user_id), ['seed1', 'seed2']);
     assert.equal(b.logs.records().find((l) => l.event === 'authentication_users_stored')?.seeded, 2);
     b.petrel.auth.users.remove('seed1');
@@ -69,7 +61,7 @@ test('the bootstrap file seeds an empty table only: removed users stay removed a
   });
   // The file gains a user: the table is not empty, so it is not read into it again.
   writeFileSync(file, 'user_id,password,is_superuser\nseed1,s1,false\nseed2,s2,false\nseed3,s3,false\n');
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     assert.deepEqual(b.petrel.auth.users.list().map((u) => u.user_id), ['api', 'seed2']);
     assert.equal(await connackCode(b.port, 'seed1', 's1'), 0x87);
     assert.equal(await connackCode(b.port, 'seed2', 's2'), 0);
@@ -79,13 +71,13 @@ test('the bootstrap file seeds an empty table only: removed users stay removed a
 test('two authenticators keep separate tables; SCRAM users persist their keys', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'petrel-users-'));
   const cfg = durable(dir, { pw: { backend: 'built_in_database' }, scram: { mechanism: 'scram' } });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     b.petrel.auth.users.add({ user_id: 'p', password: 'pp' });
     (b.petrel.auth.authenticator('scram') as ScramAuthenticator).users.add({ user_id: 's', password: 'ss', is_superuser: true });
     assert.deepEqual(b.petrel.records.list('users:pw').map((r) => r.key), ['p']);
     assert.deepEqual(b.petrel.records.list('users:scram').map((r) => r.key), ['s']);
   });
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     const scram = (b.petrel.auth.authenticator('scram') as ScramAuthenticator).users;
     assert.deepEqual(scram.list(), [{ user_id: 's', is_superuser: true }]);
     assert.equal(scram.get('s')?.iteration_count, 4096);
@@ -95,10 +87,10 @@ test('two authenticators keep separate tables; SCRAM users persist their keys', 
 
 test('memory mode: users work the same but are gone after a restart', async () => {
   const cfg = { authentication: { db: { backend: 'built_in_database' } } };
-  await run(cfg, async (b) => {
+  await withBroker(cfg, async (b) => {
     b.petrel.auth.users.add({ user_id: 'm', password: 'm' });
     assert.equal(b.petrel.records.list('users:db').length, 1);
     assert.equal(await connackCode(b.port, 'm', 'm'), 0);
   });
-  await run(cfg, async (b) => assert.equal(b.petrel.auth.users.size, 0));
+  await withBroker(cfg, async (b) => assert.equal(b.petrel.auth.users.size, 0));
 });

@@ -299,6 +299,16 @@ export class RawClient {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Runs `fn` against a broker started with `values` (as startBroker), stopping it afterwards whatever happens. */
+export async function withBroker(values: Record<string, unknown>, fn: (b: TestBroker) => Promise<void>): Promise<void> {
+  const b = await startBroker(values);
+  try {
+    await fn(b);
+  } finally {
+    await b.stop();
+  }
+}
+
 /** Log records with the given event name. */
 export function logEvents(logs: MemoryLogSink, event: string): Array<Record<string, unknown>> {
   return logs.records().filter((r) => r.event === event);
