@@ -1,31 +1,11 @@
 // Bad config: every class of mistake gets a ConfigError naming the key, the value, where it
 // came from and what is accepted.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError, loadConfig, type LoadConfigOptions } from '../../src/config/index.js';
+import { dirname, join } from 'node:path';
+import { configError, tomlFiles } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'petrel-config-errors-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let fileCount = 0;
-function tomlFile(text: string): string {
-  const path = join(dir, `bad-${++fileCount}.toml`);
-  writeFileSync(path, text);
-  return path;
-}
-
-/** Load, expect a ConfigError, and return it. */
-function configError(opts: LoadConfigOptions): ConfigError {
-  try {
-    loadConfig(opts);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('loadConfig did not throw');
-}
+const tomlFile = tomlFiles('bad');
 
 test('out of range: the exact message', () => {
   const err = configError({ set: ['mqtt.max_inflight=0'] });
@@ -169,6 +149,7 @@ test('TOML redefinition is a syntax error with its line', () => {
 });
 
 test('missing file and a directory given as the file', () => {
+  const dir = dirname(tomlFile(''));
   const missing = join(dir, 'nope.toml');
   assert.equal(configError({ file: missing }).message, `config file ${missing}: cannot read it (no such file)`);
   assert.equal(configError({ file: dir }).message, `config file ${dir}: cannot read it (it is a directory)`);

@@ -1,30 +1,11 @@
 // `map` keys (http headers/body, jwt verify_claims): TOML tables as EMQX users write them, the
 // JSON-object text of earlier configs, env and --set; bad values name the key and what is accepted.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError, envName, loadConfig, type LoadConfigOptions } from '../../src/config/index.js';
+import { envName, loadConfig } from '../../src/config/index.js';
+import { configError, tomlFiles } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'petrel-config-maps-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let fileCount = 0;
-function tomlFile(text: string): string {
-  const path = join(dir, `maps-${++fileCount}.toml`);
-  writeFileSync(path, text);
-  return path;
-}
-
-function configError(opts: LoadConfigOptions): ConfigError {
-  try {
-    loadConfig(opts);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('loadConfig did not throw');
-}
+const tomlFile = tomlFiles('maps');
 
 test('file: a [section] table, an inline table, and JSON text give the same map', () => {
   const file = tomlFile(`
