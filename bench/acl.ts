@@ -13,8 +13,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, procCpuUs, procMemKb, sleep, type RunningPeer } from './peers/common.js';
-import { Generator, waitForDrain } from './peers/generator.js';
+import { freePort, median, type RunningPeer } from './peers/common.js';
+import { measureFlow } from './peers/flow.js';
 import { PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
 
 type BrokerId = 'none' | 'acl' | 'acl-nocache';
@@ -72,7 +72,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 function genArgs(port: number): string[] {
-  return ['-h', '127.0.0.1', '-p', String(port), '-V', '4', '--json', '--report-interval', '250', '-i', '0', '-k', '60'];
+  return ['-h', '127.0.0.1', '-p', String(port), '-V', '4', '--json', '--report-interval', '250'];
 }
 
 async function measure(id: BrokerId, round: number, o: Options, aclPath: string): Promise<Measurement> {
@@ -83,44 +83,20 @@ async function measure(id: BrokerId, round: number, o: Options, aclPath: string)
     if (id === 'acl-nocache') sets.push('authorization.cache.enable=false');
   }
   let peer: RunningPeer | null = null;
-  let sub: Generator | null = null;
-  let pub: Generator | null = null;
   try {
     peer = await startPetrel(port, sets);
-    sub = new Generator(['sub', ...genArgs(port), '-c', '1', '-t', 'bench/#', '-q', '1']);
-    const ready = await sub.ready;
-    if (ready.event !== 'ready') throw new Error('subscriber not ready');
-    await sleep(200);
-    const cpu0 = procCpuUs(peer.pid);
-    pub = new Generator(['pub', ...genArgs(port), '-c', '10', '-t', 'bench/%i', '-q', '1', '-F', '100', '-I', '0', '-s', '64', '-d', String(o.duration)]);
-    const pubSum = await pub.summary;
-    await waitForDrain(sub, pubSum.published.sent, 3000, 1500);
-    const cpu1 = procCpuUs(peer.pid);
-    const mem = procMemKb(peer.pid);
-    const subSum = await sub.stop();
-    const r = subSum.received;
-    return {
-      broker: id,
-      round,
-      msgsPerSec: r.ratePerSec,
-      cpuUsPerMsg: r.count > 0 ? (cpu1 - cpu0) / r.count : undefined,
-      lost: Math.max(0, pubSum.published.sent - r.unique),
-      peakRssKb: mem.hwm,
-    };
+    const r = await measureFlow(peer.pid, genArgs(port), {
+      sub: ['-c', '1', '-t', 'bench/#', '-q', '1'],
+      pub: ['-c', '10', '-t', 'bench/%i', '-q', '1', '-F', '100', '-I', '0', '-s', '64', '-d', String(o.duration)],
+      fanout: 1,
+    });
+    if (r.error !== undefined) throw new Error(r.error);
+    return { broker: id, round, msgsPerSec: r.msgsPerSec, cpuUsPerMsg: r.cpuUsPerMsg, lost: r.lost, peakRssKb: r.peakRssKb };
   } catch (err) {
     return { broker: id, round, error: (err as Error).message.split('\n')[0] };
   } finally {
-    sub?.kill();
-    pub?.kill();
     await peer?.stop();
   }
-}
-
-function median(xs: Array<number | undefined>): number | undefined {
-  const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
 }
 
 async function main(): Promise<void> {

@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
+import { freePort, median, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
 import { startAedes } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
@@ -202,13 +202,6 @@ async function measure(s: Scenario, broker: PeerName, round: number, o: CompareO
 
 // ---------------------------------------------------------------------------------------------
 // report
-
-function median(xs: number[]): number | undefined {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 type MetricKey = 'msgsPerSec' | 'cpuUsPerMsg' | 'p50Us' | 'p99Us' | 'connRate' | 'cpuUsPerConn' | 'memPerConnKb' | 'peakRssKb' | 'genCpuPct';
 

@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, type RunningPeer } from './peers/common.js';
+import { freePort, median, type RunningPeer } from './peers/common.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
 import { measureFlow } from './peers/flow.js';
@@ -166,13 +166,6 @@ async function measure(s: Scenario, id: BrokerId, round: number, o: Options): Pr
 
 // ---------------------------------------------------------------------------------------------
 // report
-
-function median(xs: number[]): number | undefined {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 type MetricKey = 'msgsPerSec' | 'cpuUsPerMsg' | 'p50Us' | 'p99Us' | 'peakRssKb' | 'diskBytesPerMsg' | 'genCpuPct';
 

@@ -17,7 +17,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createCertificate } from '../src/transport/index.js';
-import { freePort, type RunningPeer } from './peers/common.js';
+import { freePort, median, type RunningPeer } from './peers/common.js';
 import { measureFlow, type FlowLoad, type FlowResult } from './peers/flow.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { startPetrel } from './peers/petrel.js';
@@ -141,13 +141,6 @@ async function measure(s: Scenario, broker: Broker, transport: Transport, round:
 
 // ---------------------------------------------------------------------------------------------
 // report
-
-function median(xs: number[]): number | undefined {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 const int = (v: number | undefined): string => (v === undefined ? 'n/a' : Math.round(v).toLocaleString('en-US'));
 const dec = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toFixed(2));

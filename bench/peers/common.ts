@@ -51,6 +51,14 @@ export async function waitForPort(port: number, child: ChildProcess, timeoutMs =
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The median of the finite values (mean of the middle two for an even count); undefined when none. */
+export function median(xs: ReadonlyArray<number | undefined>): number | undefined {
+  const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
+}
+
 let clockTicks = 0;
 function clkTck(): number {
   if (clockTicks === 0) {
