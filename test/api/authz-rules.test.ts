@@ -31,7 +31,7 @@ describe('REST API: built_in_database authorization rules', () => {
     await b.stop();
   });
 
-  test('rules/users: POST a list, GET paged with like_username, GET one, PUT, DELETE; EMQX shapes', async () => {
+  test('rules/users: POST a list (409 for an existing one), GET paged with like_username, GET one, PUT, DELETE; EMQX shapes', async () => {
     const post = await b.call('POST', `${RULES}/users`, {
       body: [
         { username: 'alice', rules: [{ topic: 'a/#', permission: 'allow', action: 'publish', qos: [0, 1], retain: false }] },
@@ -56,6 +56,15 @@ describe('REST API: built_in_database authorization rules', () => {
     assert.equal(page1.body.meta.hasnext, true);
     const like = await b.json<Page>('GET', `${RULES}/users?like_username=li`);
     assert.deepEqual(like.body.data.map((u) => u.username), ['alice']);
+
+    // POST adds (as EMQX): a username that has rules already is a 409 and nothing of the request is stored.
+    const again = await b.json<{ code: string; message: string }>('POST', `${RULES}/users`, {
+      body: [{ username: 'zed', rules: [{ topic: 'z', permission: 'allow', action: 'all' }] }, { username: 'bob', rules: [] }],
+    });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.code, 'ALREADY_EXISTS');
+    assert.match(again.body.message, /^username bob already has rules; PUT /);
+    assert.equal((await b.call('GET', `${RULES}/users/zed`)).status, 404);
 
     const one = await b.json('GET', `${RULES}/users/bob`);
     assert.equal(one.status, 200);

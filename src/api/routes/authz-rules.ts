@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { topicFilterError } from '../../topic/index.js';
-import { badRequest, errorSchema, notFound } from '../errors.js';
+import { ApiError, badRequest, errorSchema, notFound } from '../errors.js';
 import { metaSchema, pageProperties, paginate, type PageQuery } from '../pagination.js';
 import type { ApiBuiltinRule, ApiBuiltinRules, ApiContext } from '../server.js';
 
@@ -94,9 +94,9 @@ export function authzRulesRoutes(app: FastifyInstance, ctx: ApiContext): void {
     app.post<{ Body: Array<Record<string, unknown>> }>(`${BASE}/${segment}`, {
       schema: {
         tags,
-        summary: `Set the rules of each listed ${field} (replacing any it had)`,
+        summary: `Add the rules of each listed ${field} (409 when one has rules already: PUT replaces)`,
         body: { type: 'array', minItems: 1, items: itemSchema },
-        response: { 204: { type: 'null' }, 400: errorSchema, 404: errorSchema },
+        response: { 204: { type: 'null' }, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     }, async (req, reply) => {
       const s = source();
@@ -106,15 +106,19 @@ export function authzRulesRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if (seen.has(who)) throw badRequest(`body.${i}.${field}: ${who} is listed twice`);
         seen.add(who);
       });
-      // All or nothing: check every entry before storing any.
-      const backup = req.body.map((item) => ({ who: item[field] as string, had: s.get(subject, item[field] as string) }));
+      // As EMQX: POST adds; a subject that has rules already is changed with PUT.
+      const existing = [...seen].filter((who) => s.get(subject, who) !== undefined);
+      if (existing.length > 0) throw new ApiError(409, 'ALREADY_EXISTS', `${field} ${existing.join(', ')} already ha${existing.length === 1 ? 's' : 've'} rules; PUT ${segment}/{${field}} replaces them`);
+      // All or nothing: a rule refused midway removes the entries stored before it.
+      const stored: string[] = [];
       try {
-        req.body.forEach((item, i) => apply(`body.${i}.rules`, item.rules as ApiBuiltinRule[], () => s.set(subject, item[field] as string, item.rules as ApiBuiltinRule[])));
+        req.body.forEach((item, i) => {
+          const who = item[field] as string;
+          apply(`body.${i}.rules`, item.rules as ApiBuiltinRule[], () => s.set(subject, who, item.rules as ApiBuiltinRule[]));
+          stored.push(who);
+        });
       } catch (err) {
-        for (const { who, had } of backup) {
-          if (had === undefined) s.remove(subject, who);
-          else s.set(subject, who, had);
-        }
+        for (const who of stored) s.remove(subject, who);
         throw err;
       }
       void reply.code(204);
