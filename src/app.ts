@@ -93,6 +93,8 @@ export class Petrel {
   /** `$SYS/brokers/<node>/...` (sys_topics.*), published while started. */
   readonly sys: SysTopics;
   private started = false;
+  /** Set while stop() runs: /status answers 503 from its first step. */
+  private stopping = false;
   /** One connection context per listener (see Connection), made at its first connection. */
   private readonly contexts = new WeakMap<ListenerContext, ConnectionContext>();
 
@@ -143,7 +145,7 @@ export class Petrel {
         config,
         logger: this.logger,
         listeners: () => this.listenerStats(),
-        running: () => this.started,
+        running: () => this.started && !this.stopping,
         traces: this.traces,
         alarms: this.alarmRegistry,
         configs: this.liveConfig,
@@ -339,22 +341,25 @@ export class Petrel {
   /** Stops accepting, disconnects every client (DISCONNECT 0x8B on MQTT 5), stops timers. */
   async stop(): Promise<void> {
     // Stop accepting first; the listeners' close completes once their connections are gone,
-    // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about.
+    // which the broker's shutdown (DISCONNECT 0x8B to every client) brings about. The REST
+    // API and ctl go last: meanwhile /status answers 503, as a load balancer's check expects.
+    this.stopping = true;
     this.sys.stop();
-    await this.ctl?.stop();
-    await this.api?.stop();
     this.traces.close();
     if (this.alarmPoll !== null) clearInterval(this.alarmPoll);
     this.alarmPoll = null;
     const closing = Promise.all(this.listeners.map((l) => l.stop()));
     this.broker.shutdown();
     await closing;
+    await this.ctl?.stop();
+    await this.api?.stop();
     this.stopGuards();
     this.wheel.stop();
     this.closeStore();
     await this.auth.close();
     if (this.started) this.logger.notice('broker_stopped', { node: this.config.node.name });
     this.started = false;
+    this.stopping = false;
   }
 
   private stopGuards(): void {

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,29 @@ function loginFrom(port: number, localAddress: string, body: unknown): Promise<{
     req.end(payload);
   });
 }
+
+test('/status answers 503 while the broker stops (its API stays up until the MQTT listeners have closed)', async () => {
+  const b = await startApiBroker();
+  // A subscriber that stops reading while 8 MB wait for it: at shutdown its socket cannot
+  // flush, so the listener's close waits for the broker's 5 s destroy, and the stop is
+  // observably in progress.
+  const sub = await connected(b.port, 4, 'status-slow-sub');
+  await sub.subscribe('status/flood', 0);
+  (sub.stream as net.Socket).pause();
+  const pub = await connected(b.port, 4, 'status-pub');
+  const body = Buffer.alloc(64 * 1024, 0x61);
+  for (let i = 0; i < 128; i++) pub.send({ type: 3, topic: 'status/flood', payload: body, qos: 0, retain: false, dup: false });
+  await pub.sync();
+  assert.equal((await fetch(`${b.base}/status`)).status, 200);
+  const stopping = b.stop();
+  const during = await fetch(`${b.base}/status`);
+  assert.equal(during.status, 503);
+  assert.match(await during.text(), /is stopped/);
+  sub.destroy();
+  pub.destroy();
+  await stopping;
+  await assert.rejects(fetch(`${b.base}/status`), 'the API is closed once the broker has stopped');
+});
 
 test('/status answers 503 (and broker_status stopped) while the API is up but the broker is not started', async () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'petrel-status-'));
