@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RawClient, sleep } from '../helpers/broker.js';
 import type { PublishPacket } from '../../src/codec/index.js';
+import { freePort } from '../../bench/peers/common.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/petrel.js', import.meta.url));
 /** Messages per QoS 1 publisher (CI: a few thousand in all); PETREL_KILL9_MESSAGES overrides. */
@@ -25,16 +26,6 @@ const PUBLISHERS = 4;
 const QOS2_MESSAGES = Math.max(100, Math.floor(PER_PUBLISHER / 4));
 const WINDOW = 20;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function startPetrel(port: number, dir: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [

@@ -5,11 +5,11 @@
 // Most tests restart in process (`stop()`, then a new broker on the same `node.data_dir`; the
 // SQLite store holds an exclusive lock, so the first must be stopped before the second opens).
 // The crash variants run `bin/petrel.js start` as a child and kill it with SIGKILL.
-import { after, afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,20 +29,11 @@ import {
   waitFor,
   type TestBroker,
 } from '../helpers/broker.js';
+import { freePort } from '../../bench/peers/common.js';
+import { brokers, clients, dirs } from './cleanup.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/petrel.js', import.meta.url));
 
-const dirs: string[] = [];
-const clients: RawClient[] = [];
-const brokers: TestBroker[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  for (const b of brokers.splice(0)) await b.stop();
-});
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'petrel-restart-'));
@@ -539,16 +530,6 @@ test('memory mode: nothing is written to node.data_dir and nothing survives a re
 // ---------------------------------------------------------------------------------------------
 // A data directory that cannot be used stops start-up, naming the file.
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** True when something accepts TCP connections on the port. */
 function listening(port: number): Promise<boolean> {

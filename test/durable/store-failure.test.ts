@@ -3,26 +3,16 @@
 // what it did not keep. The broker then refuses QoS 1/2 PUBLISHes (MQTT 5: 0x80; 3.x: the
 // connection closes unacknowledged) while QoS 0 keeps flowing, and recovers once a commit
 // succeeds again. Whatever was acknowledged, before or after, survives a restart.
-import { after, afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { PublishPacket } from '../../src/codec/index.js';
 import { RawClient, connected, logEvents, sleep, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { brokers, clients, dirs } from './cleanup.js';
 
-const dirs: string[] = [];
-const clients: RawClient[] = [];
-const brokers: TestBroker[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  for (const b of brokers.splice(0)) await b.stop();
-});
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 async function durable(dir: string): Promise<TestBroker> {
   const b = await startBroker({ durable_storage: { mode: 'durable' }, node: { data_dir: dir } });

@@ -26,6 +26,7 @@ import {
 } from '../helpers/clients.js';
 import { startApiBroker, type ApiBroker } from '../api/helpers.js';
 import { makePki, startWith, type ListenerBroker, type Pki } from './fixtures.js';
+import { freePort } from '../../bench/peers/common.js';
 
 function findHaproxy(): string | undefined {
   for (const p of ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy']) if (existsSync(p)) return p;
@@ -37,13 +38,6 @@ const HAPROXY = findHaproxy();
 const SKIP = HAPROXY === undefined ? 'haproxy is not installed (apt-get install haproxy); .ci/run installs it' : false;
 
 /** A free loopback port (bound and released; HAProxy takes it right after). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function waitListening(port: number, proc: Proc, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
