@@ -575,3 +575,17 @@ export function uniqueTopic(name: string): string {
   topicSeq += 1;
   return `it/${process.pid}/${topicSeq}/${name}`;
 }
+
+/** Polls `check` every 10 ms until it returns a value; rejects naming `what` after `timeoutMs`. */
+export function waitUntil<T>(check: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = (): void => {
+      const v = check();
+      if (v !== undefined) resolve(v);
+      else if (Date.now() - started > timeoutMs) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 10);
+    };
+    tick();
+  });
+}

@@ -18,6 +18,7 @@ import {
   uniqueTopic,
   unsubscribeMqtt,
   waitClose,
+  waitUntil,
   type Connected,
 } from '../helpers/clients.js';
 
@@ -725,16 +726,3 @@ describe('MQTT.js v5 only', () => {
     assert.equal(msgs[1]!.packet.properties?.responseTopic, `${t}/r`);
   });
 });
-
-function waitUntil<T>(check: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      const v = check();
-      if (v !== undefined) resolve(v);
-      else if (Date.now() - started > timeoutMs) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
-}

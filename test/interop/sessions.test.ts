@@ -21,6 +21,7 @@ import {
   tapPublishes,
   uniqueTopic,
   waitClose,
+  waitUntil,
   type Connected,
   type WirePublish,
 } from '../helpers/clients.js';
@@ -67,18 +68,6 @@ function holdAcks(client: MqttClient): { on: boolean; pending: Array<() => void>
   return held;
 }
 
-function waitUntil<T>(check: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      const v = check();
-      if (v !== undefined) resolve(v);
-      else if (Date.now() - started > timeoutMs) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 for (const version of [4, 5] as const) {
   const label = version === 4 ? 'v3.1.1' : 'v5';
