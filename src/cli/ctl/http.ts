@@ -76,6 +76,17 @@ export function resolveCredentials(apiKey: string | undefined, config: PetrelCon
   }
 }
 
+/** Every row of a paged listing (`page`, `limit`, `meta.hasnext`), over either transport. */
+export async function allPages<T>(api: Pick<CtlApi, 'request'>, url: string): Promise<T[]> {
+  const out: T[] = [];
+  const sep = url.includes('?') ? '&' : '?';
+  for (let page = 1; ; page++) {
+    const r = await api.request<{ data: T[]; meta: { hasnext?: boolean } }>('GET', `${url}${sep}page=${page}&limit=1000`);
+    out.push(...r.data);
+    if (r.meta.hasnext !== true || r.data.length === 0) return out;
+  }
+}
+
 export class CtlClient implements CtlApi {
   private authorization: string | null = null;
 
@@ -110,15 +121,8 @@ export class CtlClient implements CtlApi {
     return parsed as T;
   }
 
-  /** Every row of a paged listing (`page`, `limit`, `meta.hasnext`). */
-  async all<T = Record<string, unknown>>(url: string): Promise<T[]> {
-    const out: T[] = [];
-    const sep = url.includes('?') ? '&' : '?';
-    for (let page = 1; ; page++) {
-      const r = await this.request<{ data: T[]; meta: { hasnext?: boolean } }>('GET', `${url}${sep}page=${page}&limit=1000`);
-      out.push(...r.data);
-      if (r.meta.hasnext !== true || r.data.length === 0) return out;
-    }
+  all<T = Record<string, unknown>>(url: string): Promise<T[]> {
+    return allPages<T>(this, url);
   }
 
   private async fetch(method: string, url: string, headers: Record<string, string>, body: unknown): Promise<Response> {

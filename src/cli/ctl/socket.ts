@@ -8,7 +8,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { PetrelConfig } from '../../config/index.js';
-import { CtlError, HttpError, type CtlApi } from './http.js';
+import { CtlError, HttpError, allPages, type CtlApi } from './http.js';
 
 const TIMEOUT_MS = 30_000;
 
@@ -50,14 +50,8 @@ export class SocketCtlClient implements CtlApi {
     return answer.body as T;
   }
 
-  async all<T = Record<string, unknown>>(url: string): Promise<T[]> {
-    const out: T[] = [];
-    const sep = url.includes('?') ? '&' : '?';
-    for (let page = 1; ; page++) {
-      const r = await this.request<{ data: T[]; meta: { hasnext?: boolean } }>('GET', `${url}${sep}page=${page}&limit=1000`);
-      out.push(...r.data);
-      if (r.meta.hasnext !== true || r.data.length === 0) return out;
-    }
+  all<T = Record<string, unknown>>(url: string): Promise<T[]> {
+    return allPages<T>(this, url);
   }
 
   close(): void {
