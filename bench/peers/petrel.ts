@@ -26,7 +26,7 @@ export const PETREL_TCP_ONLY = [
 
 /** `waitPorts`: further listeners (ssl, ws, wss) that must accept before the broker counts as up. */
 /** The Node flags `npm start` and the `petrel` bin's shebang run the broker with (bin/petrel.js). */
-export const PETREL_NODE_FLAGS = ['--min-semi-space-size=16'];
+export const PETREL_NODE_FLAGS = ['--min-semi-space-size=4', '--no-allocation-site-pretenuring'];
 
 export async function startPetrel(port: number, extraSet: string[] = [], nodeArgs: string[] = [], waitPorts: readonly number[] = []): Promise<RunningPeer> {
   const sets = [`listeners.tcp.default.bind=127.0.0.1:${port}`, 'log.level=warning', ...PETREL_COMPARE_SETTINGS, ...extraSet];
