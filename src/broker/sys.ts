@@ -72,7 +72,7 @@ export class SysTopics {
       this.unhook.push(hooks.on('client.disconnected', (info, reason) => this.onDisconnected(info, reason)));
     }
     if (ev.client_subscribed) {
-      this.unhook.push(hooks.on('client.subscribe', (info, filter, qos) => this.enqueue(`clients/${info.clientId}/subscribed`, {
+      this.unhook.push(hooks.on('client.subscribe', (info, filter, qos) => this.observed && this.enqueue(`clients/${info.clientId}/subscribed`, {
         clientid: info.clientId,
         username: info.username ?? null,
         protocol: 'mqtt',
@@ -82,7 +82,7 @@ export class SysTopics {
       })));
     }
     if (ev.client_unsubscribed) {
-      this.unhook.push(hooks.on('client.unsubscribe', (info, filter) => this.enqueue(`clients/${info.clientId}/unsubscribed`, {
+      this.unhook.push(hooks.on('client.unsubscribe', (info, filter) => this.observed && this.enqueue(`clients/${info.clientId}/unsubscribed`, {
         clientid: info.clientId,
         username: info.username ?? null,
         protocol: 'mqtt',
@@ -133,31 +133,21 @@ export class SysTopics {
   }
 
   private onConnected(info: ClientInfo): void {
+    if (!this.broker.config.sys_topics.sys_event_messages.client_connected || !this.observed) return;
     const now = Date.now();
-    const summary = this.broker.connection(info.clientId)?.summary() ?? {
-      ...info,
-      connectedAt: now,
-      keepAlive: 0,
-      cleanStart: true,
-      sessionExpiryInterval: 0,
-      subscriptions: 0,
-      inflight: 0,
-      mqueueLength: 0,
-      mqueueDropped: 0,
-    };
-    if (!this.broker.config.sys_topics.sys_event_messages.client_connected) return;
+    const summary = this.broker.connection(info.clientId)?.summary();
     this.enqueue(`clients/${info.clientId}/connected`, {
       ...this.common(info),
-      connected_at: summary.connectedAt,
-      keepalive: summary.keepAlive,
-      clean_start: summary.cleanStart,
-      expiry_interval: summary.sessionExpiryInterval,
+      connected_at: summary?.connectedAt ?? now,
+      keepalive: summary?.keepAlive ?? 0,
+      clean_start: summary?.cleanStart ?? true,
+      expiry_interval: summary?.sessionExpiryInterval ?? 0,
       ts: now,
     });
   }
 
   private onDisconnected(info: ClientInfo, reason: string): void {
-    if (!this.broker.config.sys_topics.sys_event_messages.client_disconnected) return;
+    if (!this.broker.config.sys_topics.sys_event_messages.client_disconnected || !this.observed) return;
     const now = Date.now();
     this.enqueue(`clients/${info.clientId}/disconnected`, {
       ...this.common(info),
@@ -182,7 +172,17 @@ export class SysTopics {
     };
   }
 
+  /**
+   * Whether a client event could reach anyone: a subscription whose filter begins with `$`, or
+   * a `message.publish` hook (a trace, a plugin). A connect storm with nobody watching then
+   * costs no JSON and no routing; an event skipped this way is one nobody could have received.
+   */
+  private get observed(): boolean {
+    return this.broker.router.hasDollarFilters || this.broker.hooks.has('message.publish');
+  }
+
   private enqueue(name: string, payload: Record<string, unknown>): void {
+    if (!this.observed) return;
     if (this.queue.length >= SYS_EVENT_QUEUE_MAX) {
       this.droppedEvents++;
       return;

@@ -38,6 +38,8 @@ export class Router<S, O> {
   private readonly trie = new TopicTrie<RouteEntry<S, O>>();
   private readonly cache = new Map<string, RouteEntry<S, O>[]>();
   private readonly scratch: RouteEntry<S, O>[] = [];
+  /** Filters that begin with `$` (the only ones that can match a `$SYS/...` topic). */
+  private dollarFilters = 0;
 
   constructor(private readonly matchCacheSize = 65536) {}
 
@@ -53,7 +55,7 @@ export class Router<S, O> {
   unsubscribe(filter: string, subscriber: S): boolean {
     const entry = this.trie.get(filter);
     if (entry === undefined || !entry.direct.delete(subscriber)) return false;
-    if (entry.empty) this.trie.delete(filter);
+    if (entry.empty) this.drop(filter);
     this.cache.clear();
     return true;
   }
@@ -80,7 +82,7 @@ export class Router<S, O> {
     g.members.splice(g.members.indexOf(subscriber), 1);
     if (g.sticky === subscriber) g.sticky = null;
     if (g.members.length === 0) entry.groups!.delete(group);
-    if (entry.empty) this.trie.delete(filter);
+    if (entry.empty) this.drop(filter);
     this.cache.clear();
     return true;
   }
@@ -101,6 +103,15 @@ export class Router<S, O> {
     return result;
   }
 
+  /**
+   * Whether any filter could match a topic that begins with `$` ([MQTT-4.7.2-1]: a filter that
+   * starts with a wildcard never does). Lets `$SYS` event producers skip building messages that
+   * no subscriber could receive.
+   */
+  get hasDollarFilters(): boolean {
+    return this.dollarFilters > 0;
+  }
+
   /** Number of distinct filters with at least one destination. */
   get filterCount(): number {
     return this.trie.size;
@@ -116,7 +127,13 @@ export class Router<S, O> {
     if (entry === undefined) {
       entry = new RouteEntry<S, O>(filter);
       this.trie.set(filter, entry);
+      if (filter.charCodeAt(0) === 0x24 /* $ */) this.dollarFilters++;
     }
     return entry;
+  }
+
+  private drop(filter: string): void {
+    this.trie.delete(filter);
+    if (filter.charCodeAt(0) === 0x24 /* $ */) this.dollarFilters--;
   }
 }

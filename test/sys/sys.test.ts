@@ -173,3 +173,43 @@ describe('$SYS switches', () => {
     watcher.destroy();
   });
 });
+
+describe('$SYS client events with nobody watching', () => {
+  let b: TestBroker;
+  before(async () => {
+    b = await startBroker({ sys_topics: SYS_DEFAULTS });
+  });
+  after(() => b.stop());
+
+  const received = (): number => b.petrel.metrics.get('messages.publish');
+  const connectAndLeave = async (id: string): Promise<void> => {
+    const c = await connected(b.port, 4, id);
+    c.end();
+    await new Promise((r) => setTimeout(r, 50));
+  };
+
+  test('are not built or published until a filter starting with $ exists, and stop again when it goes', async () => {
+    const start = received();
+    await connectAndLeave('quiet-1');
+    await connectAndLeave('quiet-2');
+    assert.equal(received() - start, 0, 'no $SYS event published while nobody could receive it');
+
+    // A shared subscription counts as a watcher: its filter is `$SYS/...` once the group is taken off.
+    const watcher = await connected(b.port, 5, 'shared-watcher');
+    await watcher.subscribe('$share/g/$SYS/brokers/+/clients/+/connected');
+    const before = received();
+    await connectAndLeave('seen-1');
+    const e = json(await watcher.next(3, 2000, (p) => p.topic.endsWith('/seen-1/connected')));
+    assert.equal(e.clientid, 'seen-1');
+    assert.ok(received() - before >= 1);
+
+    await watcher.unsubscribe('$share/g/$SYS/brokers/+/clients/+/connected');
+    await new Promise((r) => setTimeout(r, 50));
+    const after = received();
+    await connectAndLeave('quiet-3');
+    // The watcher's own disconnect event is the only thing left to publish, and nobody watches that either.
+    watcher.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(received() - after, 0, 'the last $ filter removed: events skipped again');
+  });
+});
