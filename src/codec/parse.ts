@@ -11,7 +11,7 @@
 import { PacketType, ReasonCode, VALID_REASON_CODES, type ProtocolVersion, type QoS } from './constants.js';
 import { MqttReasonError } from './errors.js';
 import { decodeProperties, WILL_PROPERTIES } from './properties.js';
-import { malformed, protocolError, readBinary, readU16, readU8, readUtf8, type Cursor } from './primitives.js';
+import { malformed, protocolError, readBinary, readTopicName, readU16, readU8, readUtf8, type Cursor } from './primitives.js';
 import { topicFilterError, topicNameError } from './topic-syntax.js';
 import type {
   AckPacket,
@@ -145,7 +145,7 @@ export function parsePublish(c: Cursor, flags: number, version: ProtocolVersion)
   if (qos === 3) throw malformed('QoS 3', type); // [MQTT-3.3.1-4]
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) throw malformed('DUP set on a QoS 0 message', type); // [MQTT-3.3.1-2]
-  const topic = readUtf8(c, type, 'topic name');
+  const topic = readTopicName(c, type);
   const packet: PublishPacket = {
     type,
     topic,

@@ -77,6 +77,51 @@ export function readUtf8(c: Cursor, packetType: number, what: string): string {
   return buf.toString('utf8', start, stop);
 }
 
+/** Slots of the topic-name cache (a power of two). */
+const TOPIC_CACHE_SLOTS = 1024;
+/** Longest topic name the cache keeps. */
+const TOPIC_CACHE_MAX_LENGTH = 128;
+const topicCache: string[] = new Array<string>(TOPIC_CACHE_SLOTS).fill('');
+
+/**
+ * A PUBLISH topic name: readUtf8, plus a direct-mapped cache of ASCII names. Publishers
+ * repeat a handful of topics, and comparing a short name's bytes with the cached string
+ * costs less than making a new string (a call into C++ and an allocation) for every
+ * message; the routing caches keyed by the topic then see the same string too. A slot
+ * collision only costs a miss: a name is returned from the cache only when every byte matches.
+ */
+export function readTopicName(c: Cursor, packetType: number): string {
+  if (c.pos + 2 > c.end) throw malformed('truncated topic name', packetType);
+  const buf = c.buf;
+  const start = c.pos + 2;
+  const len = (buf[c.pos]! << 8) | buf[c.pos + 1]!;
+  const stop = start + len;
+  if (stop > c.end) throw malformed('topic name longer than the packet', packetType);
+  let ascii = true;
+  let hash = len;
+  for (let i = start; i < stop; i++) {
+    const b = buf[i]!;
+    if (b === 0) throw malformed('topic name contains U+0000', packetType);
+    if (b >= 0x80) ascii = false;
+    hash = (Math.imul(hash, 31) + b) | 0;
+  }
+  c.pos = stop;
+  if (!ascii) {
+    if (!isUtf8(buf.subarray(start, stop))) throw malformed('topic name is not well-formed UTF-8', packetType);
+    return buf.toString('utf8', start, stop);
+  }
+  const slot = hash & (TOPIC_CACHE_SLOTS - 1);
+  const cached = topicCache[slot]!;
+  if (cached.length === len) {
+    let i = 0;
+    while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
+    if (i === len) return cached;
+  }
+  const topic = buf.toString('latin1', start, stop);
+  if (len <= TOPIC_CACHE_MAX_LENGTH) topicCache[slot] = topic;
+  return topic;
+}
+
 /** Binary Data: two-byte length then bytes; returned as a view, not a copy. */
 export function readBinary(c: Cursor, packetType: number, what: string): Buffer {
   const len = readU16(c, packetType, what);

@@ -229,13 +229,17 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   /** A persisted delivery is done (acknowledged, dropped, expired): drop it and maybe the body. */
   private unpersist(q: Queued): void {
     if (q.seq === 0) return;
+    this.releaseDelivery(q.msg, q.seq);
+    q.seq = 0;
+  }
+
+  /** Deletes a persisted delivery, and the message body with its last reference. */
+  private releaseDelivery(msg: Message, seq: number): void {
     const store = this.broker.store;
     if (store !== null && this.persisted) {
-      store.deleteDelivery(this.clientId, q.seq);
-      const msg = q.msg;
+      store.deleteDelivery(this.clientId, seq);
       if (msg.refs !== undefined && --msg.refs === 0) store.deleteMessage(msg.id);
     }
-    q.seq = 0;
   }
 
   /** The session left the store: its deliveries no longer hold message bodies there. */
@@ -266,7 +270,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
         return;
       }
       if (this.inflight.size < this.window) {
-        this.sendNew(outlet, { msg, qos, retain, subscriptionIds, seq: 0 });
+        this.sendNew(outlet, msg, qos, retain, subscriptionIds, 0);
         return;
       }
     }
@@ -324,9 +328,13 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     }
   }
 
-  private sendNew(outlet: SessionOutlet, q: Queued): void {
-    if (q.msg.expiresAt !== 0 && q.msg.expiresAt <= Date.now()) {
-      this.unpersist(q);
+  /**
+   * A QoS 1/2 delivery into the inflight window. Takes the fields rather than a Queued so the
+   * direct path (nothing queued) allocates only the inflight entry.
+   */
+  private sendNew(outlet: SessionOutlet, msg: Message, qos: QoS, retain: boolean, subscriptionIds: readonly number[], seq: number): void {
+    if (msg.expiresAt !== 0 && msg.expiresAt <= Date.now()) {
+      if (seq !== 0) this.releaseDelivery(msg, seq);
       this.cDroppedExpired.value++;
       return;
     }
@@ -334,11 +342,11 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     // An explicit literal, not a spread: this runs once per QoS 1/2 delivery (the spread was
     // the largest self-time item of a fan-in QoS 1 profile).
     const entry: InflightEntry = {
-      msg: q.msg,
-      qos: q.qos,
-      retain: q.retain,
-      subscriptionIds: q.subscriptionIds,
-      seq: q.seq,
+      msg,
+      qos,
+      retain,
+      subscriptionIds,
+      seq,
       packetId,
       phase: 'publish',
       sentAt: this.broker.wheel.now,
@@ -346,12 +354,12 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     };
     const inflight = (this.inflightMap ??= new Map());
     inflight.set(packetId, entry);
-    if (!outlet.sendPublish(q.msg, q.qos, q.retain, q.subscriptionIds, packetId, false)) {
+    if (!outlet.sendPublish(msg, qos, retain, subscriptionIds, packetId, false)) {
       inflight.delete(packetId); // too large for the client: as if delivered
       this.unpersist(entry);
       return;
     }
-    if (entry.seq !== 0) this.broker.store?.updateDelivery(this.clientId, entry.seq, 'publish', packetId);
+    if (seq !== 0) this.broker.store?.updateDelivery(this.clientId, seq, 'publish', packetId);
     else this.persist(entry, 'publish', packetId);
     this.armRetry();
   }
@@ -373,7 +381,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       }
       if (this.inflight.size >= this.window) break;
       q.shift();
-      this.sendNew(outlet, next);
+      this.sendNew(outlet, next.msg, next.qos, next.retain, next.subscriptionIds, next.seq);
     }
     // A burst of drops ends when the queue has drained to half its limit, not at the first
     // free slot: under sustained overload every acknowledgement frees one slot, and the
