@@ -124,3 +124,22 @@ test('encoded buffers never share bytes: packets of 4 to 8 KiB carved from one s
   });
   assert.equal((decodeAll(template.buffer, { protocolVersion: 5 })[0] as PublishPacket).packetId, 1, 'template unchanged');
 });
+
+test('PUBLISH topic names: the name cache never answers with another topic (colliding slots, same lengths, one byte apart)', () => {
+  // 4,096 names of one length into a 1,024-slot cache: every slot is shared several times
+  // over, and neighbours differ in one byte, so a cache that compared lengths only or
+  // stopped early would hand back a wrong name.
+  const names: string[] = [];
+  for (let i = 0; i < 4096; i++) names.push(`sensors/${i.toString(36).padStart(4, '0')}/t`);
+  const decodeTopic = (t: string): string => {
+    const [p] = decodeAll(encode({ type: PacketType.PUBLISH, topic: t, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }, 4), { protocolVersion: 4 });
+    return (p as PublishPacket).topic;
+  };
+  for (let round = 0; round < 3; round++) {
+    const order = round === 1 ? [...names].reverse() : names;
+    for (const t of order) assert.equal(decodeTopic(t), t);
+  }
+  // Non-ASCII names are never cached and still decode.
+  assert.equal(decodeTopic('capteurs/température'), 'capteurs/température');
+  assert.equal(decodeTopic('capteurs/températurf'), 'capteurs/températurf');
+});
