@@ -39,7 +39,11 @@ import { scheduleFlush, type Flushable } from './flush.js';
 
 /** Queued + socket-buffered bytes above which a connection stops taking more (EMQX: 1MB). */
 export const HIGH_WATERMARK = 1024 * 1024;
-/** Largest batch concatenated into one buffer; larger batches are written corked. */
+/**
+ * Largest buffer a turn's output is concatenated into; a larger turn is written as several
+ * such buffers (corked, so one writev), and a single packet larger than this is written as
+ * it is rather than copied.
+ */
 const CONCAT_LIMIT = 256 * 1024;
 
 /**
@@ -102,12 +106,15 @@ function patchedCopy(template: Buffer, offset: number, packetId: number, dup: bo
   return out;
 }
 
-/** One Buffer of a turn's output (`total` bytes): Buffers copied, acks and patches written. */
-function gather(pending: readonly (Buffer | number)[], total: number): Buffer {
+/**
+ * One Buffer of `total` bytes from pending[from, to): Buffers copied, acks and patches
+ * written. `from` is never a patch (a patch travels with the Buffer before it).
+ */
+function gather(pending: readonly (Buffer | number)[], from: number, to: number, total: number): Buffer {
   const out = Buffer.allocUnsafe(total);
   let pos = 0;
   let last = 0;
-  for (let i = 0; i < pending.length; i++) {
+  for (let i = from; i < to; i++) {
     const item = pending[i]!;
     if (typeof item !== 'number') {
       out.set(item, pos);
@@ -123,27 +130,51 @@ function gather(pending: readonly (Buffer | number)[], total: number): Buffer {
   return out;
 }
 
-/** Writes a large turn's output item by item (corked): acks and patched copies made here. */
-function writeEach(socket: Duplex, pending: readonly (Buffer | number)[]): void {
+/**
+ * A turn's output above CONCAT_LIMIT (the caller corks): concatenated in segments of at most
+ * CONCAT_LIMIT bytes, so a subscriber that is sent thousands of small packets in one turn
+ * costs a few socket writes rather than one per packet; a packet larger than the limit goes
+ * out as its own write (copied only when its packet id must be patched in).
+ */
+function writeSegments(socket: Duplex, pending: readonly (Buffer | number)[]): void {
+  let from = 0;
+  let bytes = 0;
   for (let i = 0; i < pending.length; i++) {
     const item = pending[i]!;
     if (typeof item === 'number') {
-      const ack = Buffer.allocUnsafe(4);
-      writeAck(ack, 0, item);
-      socket.write(ack);
+      if (item < 0) continue; // a patch adds no bytes and stays with its Buffer
+      if (bytes + 4 > CONCAT_LIMIT) {
+        socket.write(gather(pending, from, i, bytes));
+        from = i;
+        bytes = 0;
+      }
+      bytes += 4;
       continue;
     }
-    const next = pending[i + 1];
-    if (typeof next === 'number' && next < 0) {
-      const copy = Buffer.allocUnsafe(item.length);
-      copy.set(item, 0);
-      applyPatch(copy, 0, next);
-      socket.write(copy);
-      i++;
-    } else {
-      socket.write(item);
+    if (item.length > CONCAT_LIMIT) {
+      if (bytes > 0) socket.write(gather(pending, from, i, bytes));
+      const next = pending[i + 1];
+      if (typeof next === 'number' && next < 0) {
+        const copy = Buffer.allocUnsafe(item.length);
+        copy.set(item, 0);
+        applyPatch(copy, 0, next);
+        socket.write(copy);
+        i++;
+      } else {
+        socket.write(item);
+      }
+      from = i + 1;
+      bytes = 0;
+      continue;
     }
+    if (bytes + item.length > CONCAT_LIMIT) {
+      socket.write(gather(pending, from, i, bytes));
+      from = i;
+      bytes = 0;
+    }
+    bytes += item.length;
   }
+  if (bytes > 0) socket.write(gather(pending, from, pending.length, bytes));
 }
 
 /** Why reading is paused (bits): the channel (CONNECT authentication), a rate limit. */
@@ -518,10 +549,10 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     const socket = this.socket;
     const only = pending.length === 1 ? pending[0]! : 0;
     if (typeof only !== 'number') socket.write(only);
-    else if (total <= CONCAT_LIMIT) socket.write(gather(pending, total));
+    else if (total <= CONCAT_LIMIT) socket.write(gather(pending, 0, pending.length, total));
     else {
       socket.cork();
-      writeEach(socket, pending);
+      writeSegments(socket, pending);
       socket.uncork();
     }
     pending.length = 0;
