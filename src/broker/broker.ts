@@ -291,7 +291,7 @@ export class Broker {
       this.logger.warning('delayed_publish_rejected', { topic: msg.topic, from: msg.from, reason: 'max_delayed_messages reached', max: cfg.max_delayed_messages });
       return PublishOutcome.DelayedQuotaExceeded;
     }
-    const inner: Message = { ...msg, topic: parsed.topic, payload: Buffer.from(msg.payload), wire: undefined };
+    const inner: Message = { ...msg, topic: parsed.topic, payload: Buffer.from(msg.payload), wire: undefined, wireForm: undefined, wireMore: undefined, inbound: -1 };
     const d = new DelayedMessage(this, inner, Date.now() + parsed.delaySeconds * 1000);
     this.delayed.add(d);
     d.entry = this.wheel.schedule(d, parsed.delaySeconds * 1000);
@@ -452,7 +452,7 @@ export class Broker {
     const will = new PendingWill(this, clientId, msg);
     will.entry = this.wheel.schedule(will, delayMs);
     this.pendingWills.set(clientId, will);
-    this.store?.putWill({ clientId, message: { ...msg, payload: Buffer.from(msg.payload), wire: undefined } as StoredMessage, dueAt: Date.now() + delayMs });
+    this.store?.putWill({ clientId, message: { ...msg, payload: Buffer.from(msg.payload), wire: undefined, inbound: -1 } as StoredMessage, dueAt: Date.now() + delayMs });
   }
 
   /** The session ended: a pending delayed will is published now [MQTT-3.1.3-9]. */

@@ -18,6 +18,13 @@ export interface Message extends StoredMessage {
   wireForm?: number;
   wireMore?: (PublishTemplate | undefined)[];
   /**
+   * The received PUBLISH's own bytes as the encoding of one wire form, `head << 4 | form`
+   * (form: channel/outbound.ts formIndex): the frame is the `head` bytes before `payload` in
+   * `payload.buffer`, then the payload. -1 or absent when not available. Whoever replaces
+   * `payload` sets it to -1.
+   */
+  inbound?: number;
+  /**
    * Set once the message owns its payload (copied out of the socket chunk); then the number
    * of durable deliveries referencing its stored body (the body is deleted at 0).
    */

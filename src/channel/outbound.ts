@@ -22,7 +22,7 @@ import type { Channel } from './channel.js';
 import { unmountTopic } from './mountpoint.js';
 
 /** Cache slot of a wire form: [3.x | 5] x QoS x RETAIN. */
-function formIndex(v5: boolean, qos: QoS, retain: boolean): number {
+export function formIndex(v5: boolean, qos: QoS, retain: boolean): number {
   return (v5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
 }
 
@@ -35,6 +35,20 @@ const mountedForms = {
   mountpoint: '',
   forms: new Array<PublishTemplate | undefined>(12),
 };
+
+/**
+ * The received frame itself as the template (no copy, no encoding): same protocol family,
+ * QoS and RETAIN as it arrived, so its bytes are the receiver's but for the packet id and
+ * DUP, which the connection patches per delivery. `head`: the frame's bytes before the
+ * payload; the packet id is the last field before it (3.x), or before the empty property
+ * block's one length byte (MQTT 5).
+ */
+function inboundTemplate(payload: Buffer, head: number, qos: QoS, v5: boolean): PublishTemplate {
+  return {
+    buffer: Buffer.from(payload.buffer, payload.byteOffset - head, head + payload.length),
+    packetIdOffset: qos > 0 ? head - (v5 ? 3 : 2) : 0,
+  };
+}
 
 export class OutboundEncoder {
   private readonly cSent: Counter;
@@ -61,10 +75,13 @@ export class OutboundEncoder {
       const slot = formIndex(v5, qos, retain);
       let cached = msg.wireForm === slot ? msg.wire : msg.wireMore?.[slot];
       if (cached === undefined) {
-        cached = encodePublishTemplate(
-          { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined },
-          v5 ? 5 : 4,
-        );
+        const inbound = msg.inbound;
+        cached = inbound !== undefined && inbound >= 0 && (inbound & 15) === slot
+          ? inboundTemplate(msg.payload, inbound >> 4, qos, v5)
+          : encodePublishTemplate(
+            { type: 3, topic: msg.topic, payload: msg.payload, qos, retain, dup: false, packetId: qos > 0 ? 1 : undefined, properties: v5 ? msg.properties : undefined },
+            v5 ? 5 : 4,
+          );
         if (msg.wire === undefined) {
           msg.wire = cached;
           msg.wireForm = slot;

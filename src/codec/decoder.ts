@@ -117,9 +117,13 @@ export class Decoder {
   feed(chunk: Buffer): void {
     const n = chunk.length;
     let pos = 0;
+    // Where the current packet's fixed header began in this chunk; -1 while it began in an
+    // earlier one.
+    let frameStart = -1;
     while (pos < n) {
       switch (this.state) {
         case State.Header: {
+          frameStart = pos;
           const first = chunk[pos++]!;
           this.first = first;
           this.lengthBytes = 0;
@@ -177,12 +181,12 @@ export class Decoder {
             );
           }
           if (this.remaining === 0) {
-            if (!this.dispatch(chunk, pos, pos)) return;
+            if (!this.dispatch(chunk, pos, pos, -1)) return;
             this.state = State.Header;
           } else if (n - pos >= this.remaining) {
             // Whole body in this chunk: parse in place, no copy.
             const end = pos + this.remaining;
-            if (!this.dispatch(chunk, pos, end)) return;
+            if (!this.dispatch(chunk, pos, end, frameStart)) return;
             pos = end;
             this.state = State.Header;
           } else {
@@ -208,7 +212,7 @@ export class Decoder {
           pos += take;
           if (this.partialFilled === this.remaining) {
             this.partial = null;
-            if (!this.dispatch(partial, 0, this.remaining)) return;
+            if (!this.dispatch(partial, 0, this.remaining, -1)) return;
             this.state = State.Header;
           }
           break;
@@ -219,8 +223,11 @@ export class Decoder {
     }
   }
 
-  /** Parses one body and hands the packet on; false when decoding failed. */
-  private dispatch(buf: Buffer, start: number, end: number): boolean {
+  /**
+   * Parses one body and hands the packet on; false when decoding failed. `frameStart`: where
+   * its fixed header starts in `buf`, -1 when the header is not there.
+   */
+  private dispatch(buf: Buffer, start: number, end: number, frameStart: number): boolean {
     const first = this.first;
     const type = first >> 4;
     // One cursor for all decoders: parseBody is synchronous and never re-enters a decoder.
@@ -228,6 +235,7 @@ export class Decoder {
     c.buf = buf;
     c.pos = start;
     c.end = end;
+    c.frameStart = frameStart;
     let packet: Packet;
     try {
       packet = parseBody(c, type, first & 0x0f, (this.protocolVersion || 4) as ProtocolVersion);
@@ -279,7 +287,7 @@ export class Decoder {
 }
 
 const EMPTY = Buffer.alloc(0);
-const CURSOR: Cursor = { buf: EMPTY, pos: 0, end: 0 };
+const CURSOR: Cursor = { buf: EMPTY, pos: 0, end: 0, frameStart: -1 };
 
 /** Decodes a buffer holding whole packets (tests, tools). Throws the first MqttReasonError. */
 export function decodeAll(buf: Buffer, options: DecoderOptions = {}): Packet[] {

@@ -6,3 +6,4 @@ export { Decoder, decodeAll, type DecoderOptions, type PacketSink } from './deco
 export { encode, encodePublish, encodePublishTemplate, withPacketId, type PublishTemplate } from './encoder.js';
 export { PROPERTY_SPECS, propertyAllowed, propertiesSize, WILL_PROPERTIES } from './properties.js';
 export { topicNameError, topicFilterError, hasWildcard } from './topic-syntax.js';
+export { publishFrameHead } from './parse.js';

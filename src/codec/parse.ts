@@ -168,9 +168,29 @@ export function parsePublish(c: Cursor, flags: number, version: ProtocolVersion)
     if (bad !== null) throw new MqttReasonError(ReasonCode.TopicNameInvalid, bad, type);
   }
   packet.payload = c.buf.subarray(c.pos, c.end);
+  const frameStart = c.frameStart ?? -1;
+  lastPublish = frameStart >= 0 ? packet : null;
+  lastPublishHead = c.pos - frameStart;
   return packet;
 }
 const EMPTY = Buffer.alloc(0);
+
+/** The PUBLISH decoded last whose whole frame is in one buffer, and the frame's bytes before its payload. */
+let lastPublish: PublishPacket | null = null;
+let lastPublishHead = 0;
+
+/**
+ * For the PUBLISH the codec decoded last: how many bytes of its frame precede the payload
+ * (fixed header, topic, packet id, properties), when the frame lies whole in the buffer the
+ * payload is a view of, so `payload.buffer` holds the exact bytes a receiver of the same
+ * protocol family, QoS and RETAIN flag is sent (with its own packet id and DUP patched in).
+ * -1 for any other packet: one decoded before it, one whose frame was split across reads, or
+ * whose payload has been replaced. Asked synchronously by the handler of that PUBLISH; kept
+ * out of PublishPacket so the packet's shape stays what every consumer of the codec sees.
+ */
+export function publishFrameHead(p: PublishPacket): number {
+  return p === lastPublish && p.payload.byteOffset >= lastPublishHead ? lastPublishHead : -1;
+}
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP. MQTT 5 may omit the reason code and properties (3.4.2.1). */
 export function parseAck<K extends PacketType>(c: Cursor, type: K, version: ProtocolVersion): AckPacket<K> {

@@ -12,6 +12,11 @@ export interface Cursor {
   pos: number;
   /** Exclusive end of the readable region (end of packet, or of a property block). */
   end: number;
+  /**
+   * Where the packet's fixed header starts in `buf` when the whole packet, header included,
+   * lies there (the decoder's common case); -1 when not (see publishFrameHead).
+   */
+  frameStart?: number;
 }
 
 export function malformed(reason: string, packetType: number): MqttReasonError {

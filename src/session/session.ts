@@ -679,6 +679,14 @@ function persistedSubscription(sub: SessionSubscription): PersistedSubscription 
 function ownPayload(msg: Message): void {
   msg.payload = Buffer.from(msg.payload);
   msg.refs = 0;
+  if (msg.inbound !== undefined && msg.inbound >= 0) {
+    // Templates made from the received frame are views of the socket chunk the copy was made
+    // to let go of: drop them (they are made again, from the copy, if needed).
+    msg.inbound = -1;
+    msg.wire = undefined;
+    msg.wireForm = undefined;
+    msg.wireMore = undefined;
+  }
 }
 
 function hookMsg(msg: Message): { topic: string; payload: Buffer; qos: number; retain: boolean; from: string; timestamp: number } {

@@ -6,6 +6,7 @@
 import {
   MqttReasonError,
   PacketType,
+  publishFrameHead,
   ReasonCode,
   type PubackPacket,
   type PubcompPacket,
@@ -20,6 +21,7 @@ import type { Channel } from '../channel.js';
 import { holdFor, isHeld, queueIfHeld } from './authorize.js';
 import { mountTopic } from '../mountpoint.js';
 import { forwardable } from '../properties.js';
+import { formIndex } from '../outbound.js';
 
 /** Answers a QoS 1/2 PUBLISH with PUBACK / PUBREC carrying `code`. */
 function ack(ch: Channel, p: PublishPacket, code: number, reason?: string): void {
@@ -173,8 +175,15 @@ function acceptPublish(ch: Channel, p: PublishPacket, topic: string): void {
     wire: undefined,
     wireForm: undefined,
     wireMore: undefined,
+    inbound: -1,
     refs: undefined,
   };
+  // The received bytes can be sent on as they are when the topic is the one they carry (no
+  // mountpoint, no $delayed, no alias) and MQTT 5 sent no properties (outbound.ts).
+  if (msg.topic === p.topic && (!v5 || props === undefined)) {
+    const head = publishFrameHead(p);
+    if (head >= 0) msg.inbound = (head << 4) | formIndex(v5, p.qos, p.retain);
+  }
   // While routing, a congested subscriber may hold this publisher back (backpressure.ts).
   const bp = broker.backpressure;
   bp.current = ch;

@@ -35,7 +35,8 @@ export class MemoryRetainedStore implements RetainedStore {
     if (node.message === null) this.count++;
     // A retained message can live for days: keep our own copy of the payload instead of a
     // view that would pin the whole socket chunk it arrived in.
-    node.message = { ...msg, payload: Buffer.from(msg.payload) };
+    // A Message's encode caches are dropped with the view: they may be views of that chunk too.
+    node.message = { ...msg, payload: Buffer.from(msg.payload), wire: undefined, wireForm: undefined, wireMore: undefined, inbound: -1 } as StoredMessage;
   }
 
   delete(topic: string): boolean {
