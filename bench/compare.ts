@@ -7,6 +7,9 @@
  *   node dist/bench/compare.js [--rounds N] [--quick] [--only a,b] [--brokers petrel,mosquitto,aedes]
  *                              [--duration S] [--conns N] [--out FILE] [--petrel-set key=value]...
  *
+ * `--brokers ...,relay` adds the issue's ceiling: a minimal Node.js relay that only frames and
+ * forwards PUBLISH packets (peers/relay-server.ts), to show what Node itself costs.
+ *
  * Broker CPU per message comes from /proc/<pid>/stat (utime + stime) over the measured window,
  * divided by the messages delivered; it is the figure least disturbed by the generator sharing
  * the cores. Peak RSS is VmHWM from /proc/<pid>/status.
@@ -17,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, median, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
-import { startAedes } from './peers/aedes.js';
+import { startAedes, startRelay } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
 import { Generator as Gen } from './peers/generator.js';
@@ -146,6 +149,8 @@ async function startPeer(name: PeerName, o: CompareOptions): Promise<RunningPeer
       return startMosquitto(port);
     case 'aedes':
       return startAedes(port);
+    case 'relay':
+      return startRelay(port);
   }
 }
 
@@ -268,7 +273,7 @@ function buildRows(ss: Scenario[], results: Measurement[], brokers: PeerName[]):
   return rows;
 }
 
-const NAMES: Record<PeerName, string> = { petrel: 'Petrel', mosquitto: 'Mosquitto', aedes: 'Aedes' };
+const NAMES: Record<PeerName, string> = { petrel: 'Petrel', mosquitto: 'Mosquitto', aedes: 'Aedes', relay: 'Relay' };
 
 function table(rows: Row[], brokers: PeerName[]): string {
   const peers = brokers.filter((b) => b !== 'petrel');

@@ -1,18 +1,33 @@
-/** Starts Aedes (npm devDependency) in a child process for bench:compare. */
+/**
+ * Node.js peers of bench:compare that run as a script of their own in a child process: Aedes
+ * (npm devDependency, aedes-server.ts) and the issue's ceiling relay (relay-server.ts).
+ */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stopChild, tail, waitForPort, type RunningPeer } from './common.js';
+import { stopChild, tail, waitForPort, type PeerName, type RunningPeer } from './common.js';
 
-const SERVER = fileURLToPath(new URL('./aedes-server.js', import.meta.url));
+const SCRIPTS = {
+  aedes: fileURLToPath(new URL('./aedes-server.js', import.meta.url)),
+  relay: fileURLToPath(new URL('./relay-server.js', import.meta.url)),
+} satisfies Partial<Record<PeerName, string>>;
 
-export async function startAedes(port: number): Promise<RunningPeer> {
-  const child = spawn(process.execPath, [SERVER, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startScript(name: keyof typeof SCRIPTS, port: number): Promise<RunningPeer> {
+  const child = spawn(process.execPath, [SCRIPTS[name], String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = tail(child);
   try {
     await waitForPort(port, child);
   } catch (err) {
     await stopChild(child);
-    throw new Error(`aedes: ${(err as Error).message}\n${output()}`);
+    throw new Error(`${name}: ${(err as Error).message}\n${output()}`);
   }
-  return { name: 'aedes', pid: child.pid!, port, stop: () => stopChild(child), output };
+  return { name, pid: child.pid!, port, stop: () => stopChild(child), output };
+}
+
+export function startAedes(port: number): Promise<RunningPeer> {
+  return startScript('aedes', port);
+}
+
+/** The minimal Node.js relay of issue 7 ("The ceiling, measured"), for `--brokers ...,relay`. */
+export function startRelay(port: number): Promise<RunningPeer> {
+  return startScript('relay', port);
 }

@@ -6,7 +6,8 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-export type PeerName = 'petrel' | 'mosquitto' | 'aedes';
+/** `relay`: the issue's ceiling (relay-server.ts), only when asked for with --brokers. */
+export type PeerName = 'petrel' | 'mosquitto' | 'aedes' | 'relay';
 
 export interface RunningPeer {
   name: PeerName;
