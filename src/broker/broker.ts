@@ -184,6 +184,20 @@ export class Broker {
     }
     if (delivered === 0) this.cNoSubscribers.value++;
     else this.cDelivered.value += delivered;
+    const inbound = msg.inbound;
+    if (inbound !== undefined && inbound >= 0) {
+      // The template made from the received frame served this dispatch (its Buffer is in the
+      // connections' output already). Not kept on the message: an in-flight message then holds
+      // two objects fewer through the young-generation collections it lives across, and a
+      // later send (a queue drain, a resend) makes the view again, without encoding.
+      const form = inbound & 15;
+      if (msg.wireForm === form) {
+        msg.wire = undefined;
+        msg.wireForm = undefined;
+      } else if (msg.wireMore !== undefined) {
+        msg.wireMore[form] = undefined;
+      }
+    }
     return delivered;
   }
 

@@ -117,6 +117,26 @@ describe('forwarding the received PUBLISH bytes', () => {
     for (const c of [pub, back, late]) c.destroy();
   });
 
+  test('an unacknowledged forwarded message is resent after a reconnect: DUP set, same id, bytes intact', async () => {
+    const sub = await connected(b.port, 4, 'fw-resend', { cleanStart: false });
+    await sub.subscribe('fw/resend', 1);
+    const pub = await connected(b.port, 4, 'fw-resend-pub');
+    pub.sendBytes(publishFrame('fw/resend', 'not acked yet', 1, 5));
+    const first = await sub.next(3);
+    assert.equal(first.dup, false);
+    sub.destroy(); // no PUBACK
+    await sleep(50);
+    // Other traffic in between, so the publisher's socket chunk is not the last one read.
+    for (let i = 0; i < 20; i++) pub.sendBytes(publishFrame('fw/other', 'z'.repeat(500), 0, undefined));
+    await sleep(50);
+    const again = await RawClient.tcp(b.port, 4);
+    const ack = await again.connect('fw-resend', { cleanStart: false });
+    assert.equal(ack.sessionPresent, true);
+    const resent = await again.next(3);
+    assert.deepEqual([resent.topic, resent.payload.toString(), resent.packetId, resent.dup], ['fw/resend', 'not acked yet', first.packetId, true]);
+    for (const c of [pub, again]) c.destroy();
+  });
+
   test('a PUBLISH split across reads is encoded again, byte for byte the same', async () => {
     const s = await connected(b.port, 4, 'fw-split-sub');
     await s.subscribe('fw/split', 1);
