@@ -19,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, median, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
+import { eachArg, freePort, median, procCpuUs, procMemKb, sleep, type PeerName, type RunningPeer } from './peers/common.js';
 import { startAedes, startRelay } from './peers/aedes.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
@@ -354,13 +354,7 @@ function parseArgs(argv: string[]): CompareOptions {
   let durationGiven = false;
   let connsGiven = false;
   let roundsGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  eachArg(argv, (a, value) => {
     switch (a) {
       case '--rounds': o.rounds = Math.max(1, Number(value())); roundsGiven = true; break;
       case '--quick': o.quick = true; break;
@@ -373,7 +367,7 @@ function parseArgs(argv: string[]): CompareOptions {
       case '--petrel-node-arg': o.petrelNodeArgs.push(value()); break;
       case '--help':
         process.stdout.write(
-          'usage: npm run bench:compare -- [--rounds N (3)] [--quick] [--only scenario,...] [--brokers petrel,mosquitto,aedes]\n' +
+          'usage: npm run bench:compare -- [--rounds N (3)] [--quick] [--only scenario,...] [--brokers petrel,mosquitto,aedes[,relay]]\n' +
             '       [--duration S (5; quick 2)] [--conns N (10000; quick 2000)] [--out FILE] [--petrel-set key=value] [--petrel-node-arg ARG]\n' +
             `scenarios: ${scenarios(o).map((s) => s.name).join(', ')}\n`,
         );
@@ -382,7 +376,7 @@ function parseArgs(argv: string[]): CompareOptions {
       default:
         throw new Error(`unknown option ${a} (try --help)`);
     }
-  }
+  });
   if (o.quick) {
     if (!durationGiven) o.duration = 2;
     if (!connsGiven) o.conns = 2000;

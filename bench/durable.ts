@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, median, type RunningPeer } from './peers/common.js';
+import { eachArg, freePort, median, type RunningPeer } from './peers/common.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { PETREL_COMPARE_SETTINGS, PETREL_TCP_ONLY, startPetrel } from './peers/petrel.js';
 import { measureFlow } from './peers/flow.js';
@@ -289,13 +289,7 @@ function parseArgs(argv: string[]): Options {
     petrelNodeArgs: [],
   };
   const given = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  eachArg(argv, (a, value) => {
     const seconds = (): number => {
       const v = Number(value());
       if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number of seconds`);
@@ -320,7 +314,7 @@ function parseArgs(argv: string[]): Options {
       default:
         throw new Error(`unknown option ${a} (try --help)`);
     }
-  }
+  });
   if (o.quick) {
     if (!given.has('--rounds')) o.rounds = 1;
     if (!given.has('--duration')) o.duration = 3;

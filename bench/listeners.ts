@@ -17,7 +17,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createCertificate } from '../src/transport/index.js';
-import { freePort, median, type RunningPeer } from './peers/common.js';
+import { eachArg, freePort, median, type RunningPeer } from './peers/common.js';
 import { measureFlow, type FlowLoad, type FlowResult } from './peers/flow.js';
 import { MOSQUITTO_BIN, startMosquitto } from './peers/mosquitto.js';
 import { startPetrel } from './peers/petrel.js';
@@ -197,13 +197,7 @@ function parseArgs(argv: string[]): Options {
     brokers: ['petrel', 'mosquitto'],
     out: path.join(os.tmpdir(), `petrel-bench-listeners-${Date.now()}.json`),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  eachArg(argv, (a, value) => {
     switch (a) {
       case '--rounds': o.rounds = Math.max(1, Number(value())); break;
       case '--duration': o.duration = Number(value()); break;
@@ -221,7 +215,7 @@ function parseArgs(argv: string[]): Options {
       default:
         throw new Error(`unknown option ${a} (try --help)`);
     }
-  }
+  });
   if (!Number.isFinite(o.duration) || o.duration <= 0) throw new Error('--duration must be a positive number of seconds');
   for (const t of o.transports) if (!TRANSPORTS.includes(t)) throw new Error(`unknown transport ${t}; known: ${TRANSPORTS.join(', ')}`);
   for (const b of o.brokers) if (!(b in NAMES)) throw new Error(`unknown broker ${b}`);

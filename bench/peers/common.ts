@@ -115,3 +115,18 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/**
+ * Walks a bench script's command line: `handle(flag, value)` is called per flag, and `value()`
+ * takes the argument after it (or throws naming the flag).
+ */
+export function eachArg(argv: readonly string[], handle: (flag: string, value: () => string) => void): void {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    handle(flag, () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    });
+  }
+}
