@@ -24,11 +24,14 @@ export interface Message extends StoredMessage {
    * `payload` sets it to -1.
    */
   inbound?: number;
-  /**
-   * Set once the message owns its payload (copied out of the socket chunk); then the number
-   * of durable deliveries referencing its stored body (the body is deleted at 0).
-   */
+  /** The number of durable deliveries referencing its stored body (the body is deleted at 0). */
   refs?: number;
+  /**
+   * Set once the payload is the message's own copy rather than a view of the socket chunk it
+   * arrived in (session.ts ownPayload): done before the message waits in a queue, which may
+   * be for hours; a delivery that goes straight into the inflight window keeps the view.
+   */
+  owned?: boolean;
 }
 
 /** Options of one subscription, as the session holds them and the router stores them. */

@@ -209,7 +209,9 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     if (store === null || q.qos === 0) return;
     const msg = q.msg;
     if (msg.refs === undefined || msg.refs === 0) {
-      if (msg.refs === undefined) ownPayload(msg);
+      // No copy of the payload here: a delivery going into the inflight window holds the
+      // message only until it is acknowledged (enqueue() copies what waits in a queue), and
+      // the store has the bytes once the turn's batch commits.
       store.putMessage(msg);
       msg.refs = 0;
     }
@@ -290,7 +292,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       this.dropped(queue.shift()!); // oldest first
     }
     // A queued message may wait for hours: do not let it pin the socket chunk it came in.
-    if (q.msg.refs === undefined) ownPayload(q.msg);
+    if (q.msg.owned !== true) ownPayload(q.msg);
     this.persist(q, 'queued', 0);
     queue.push(q);
     // Online and queueing: the socket or the inflight window is full. Slow the publisher
@@ -678,7 +680,7 @@ function persistedSubscription(sub: SessionSubscription): PersistedSubscription 
 /** Gives a message its own payload copy, so keeping it does not keep its socket chunk. */
 function ownPayload(msg: Message): void {
   msg.payload = Buffer.from(msg.payload);
-  msg.refs = 0;
+  msg.owned = true;
   if (msg.inbound !== undefined && msg.inbound >= 0) {
     // Templates made from the received frame are views of the socket chunk the copy was made
     // to let go of: drop them (they are made again, from the copy, if needed).

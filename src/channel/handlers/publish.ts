@@ -177,6 +177,7 @@ function acceptPublish(ch: Channel, p: PublishPacket, topic: string): void {
     wireMore: undefined,
     inbound: -1,
     refs: undefined,
+    owned: undefined,
   };
   // The received bytes can be sent on as they are when the topic is the one they carry (no
   // mountpoint, no $delayed, no alias) and MQTT 5 sent no properties (outbound.ts).
