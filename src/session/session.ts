@@ -99,8 +99,18 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   lastSeq = 0;
   /** Publishers this session holds back while its online queue is long (broker/backpressure.ts). */
   holding: Set<HoldablePublisher> | null = null;
-  /** It held publishers past backpressure.max_hold; it holds none again until it drains. */
-  stalled = false;
+  /**
+   * It held publishers past backpressure.max_hold; it holds none again until it drains. From
+   * then on what it queues may wait long: it is copied out of its socket chunk (see enqueue).
+   */
+  get stalled(): boolean {
+    return this.stalledFlag;
+  }
+  set stalled(v: boolean) {
+    if (v && !this.stalledFlag) this.ownQueued();
+    this.stalledFlag = v;
+  }
+  private stalledFlag = false;
 
   private outlet: SessionOutlet | null = null;
   private nextPacketId = 1;
@@ -291,8 +301,12 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       }
       this.dropped(queue.shift()!); // oldest first
     }
-    // A queued message may wait for hours: do not let it pin the socket chunk it came in.
-    if (q.msg.owned !== true) ownPayload(q.msg);
+    // A message that may wait for hours (the client is offline, or stalled, or nothing bounds
+    // the wait) must not pin the socket chunk it came in: it gets its own copy. One queued for
+    // a connected client that backpressure keeps draining waits for the socket or the window
+    // only: it keeps the view, and with it the received frame to send on (outbound.ts). What
+    // is still queued is copied when the client leaves or stalls (ownQueued).
+    if (q.msg.owned !== true && (this.outlet === null || this.stalledFlag || !this.broker.backpressure.enabled)) ownPayload(q.msg);
     this.persist(q, 'queued', 0);
     queue.push(q);
     // Online and queueing: the socket or the inflight window is full. Slow the publisher
@@ -545,6 +559,11 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   }
 
   /** The connection is gone. Starts the expiry clock; 0 ends the session now. */
+  /** What is queued may now wait for hours (see enqueue): copy it out of its socket chunks. */
+  private ownQueued(): void {
+    if (this.queue !== null) for (const q of this.queue) if (q.msg.owned !== true) ownPayload(q.msg);
+  }
+
   detach(outlet: SessionOutlet): void {
     if (this.outlet !== outlet) return;
     this.outlet = null;
@@ -555,6 +574,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       this.terminate('normal');
       return;
     }
+    this.ownQueued();
     if (Number.isFinite(this.expiryInterval)) {
       this.expiryEntry = this.broker.wheel.schedule(this, this.expiryInterval);
     }

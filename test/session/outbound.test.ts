@@ -329,3 +329,60 @@ for (const v of VERSIONS) {
     });
   });
 }
+
+describe('session outbound: who owns a queued payload', () => {
+  // A payload arrives as a view of its socket chunk. A message that may wait for hours must
+  // not keep that chunk alive; one that waits only for a connected client's socket keeps it.
+  const viewOf = (text: string): Buffer => {
+    const chunk = Buffer.alloc(text.length + 8); // its own ArrayBuffer, like a socket read
+    chunk.write(text, 4);
+    return chunk.subarray(4, 4 + text.length);
+  };
+  const queuedPayloads = (s: Session): Buffer[] => [...s.mqueue].map((q) => q.msg.payload);
+
+  test('queued for a connected client, it stays a view until the client leaves, then it is copied', () => {
+    const h = makeBroker();
+    const { s, out } = online(h, 4);
+    out.writable = false;
+    const view = viewOf('held');
+    const m = message('t', 'x', 1, { payload: view });
+    s.deliver(m, 1, false, []);
+    assert.equal(queuedPayloads(s)[0], view, 'no copy while the client is connected');
+    s.setExpiry(3_600_000);
+    s.detach(out);
+    const owned = queuedPayloads(s)[0]!;
+    assert.notEqual(owned, view);
+    assert.notEqual(owned.buffer, view.buffer, 'its own memory, not the chunk');
+    assert.equal(owned.toString(), 'held');
+  });
+
+  test('a client that stalls has its queue copied, and what it queues afterwards too', () => {
+    const h = makeBroker();
+    const { s, out } = online(h, 5);
+    out.writable = false;
+    const first = viewOf('first');
+    s.deliver(message('t', 'x', 0, { payload: first }), 0, false, []);
+    assert.equal(queuedPayloads(s)[0], first);
+    s.stalled = true; // as backpressure does past max_hold
+    assert.notEqual(queuedPayloads(s)[0]!.buffer, first.buffer);
+    const second = viewOf('second');
+    s.deliver(message('t', 'x', 0, { payload: second }), 0, false, []);
+    assert.notEqual(queuedPayloads(s)[1]!.buffer, second.buffer);
+    assert.deepEqual(queuedPayloads(s).map(String), ['first', 'second']);
+  });
+
+  test('queued for an offline client, or with backpressure off, it is copied at once', () => {
+    const h = makeBroker();
+    const s = offline(h);
+    const view = viewOf('later');
+    s.deliver(message('t', 'x', 1, { payload: view }), 1, false, []);
+    assert.notEqual(queuedPayloads(s)[0]!.buffer, view.buffer);
+
+    const off = makeBroker({ backpressure: { enable: false } });
+    const { s: s2, out } = online(off, 4);
+    out.writable = false;
+    const view2 = viewOf('unbounded');
+    s2.deliver(message('t', 'x', 1, { payload: view2 }), 1, false, []);
+    assert.notEqual(queuedPayloads(s2)[0]!.buffer, view2.buffer, 'nothing bounds the wait');
+  });
+});
