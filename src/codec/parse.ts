@@ -168,9 +168,12 @@ export function parsePublish(c: Cursor, flags: number, version: ProtocolVersion)
     if (bad !== null) throw new MqttReasonError(ReasonCode.TopicNameInvalid, bad, type);
   }
   packet.payload = c.buf.subarray(c.pos, c.end);
-  const frameStart = c.frameStart ?? -1;
-  lastPublish = frameStart >= 0 ? packet : null;
-  lastPublishHead = c.pos - frameStart;
+  if (c.frameStart >= 0) {
+    lastPublish = packet;
+    lastPublishHead = c.pos - c.frameStart;
+  } else {
+    lastPublish = null;
+  }
   return packet;
 }
 const EMPTY = Buffer.alloc(0);
@@ -185,11 +188,14 @@ let lastPublishHead = 0;
  * payload is a view of, so `payload.buffer` holds the exact bytes a receiver of the same
  * protocol family, QoS and RETAIN flag is sent (with its own packet id and DUP patched in).
  * -1 for any other packet: one decoded before it, one whose frame was split across reads, or
- * whose payload has been replaced. Asked synchronously by the handler of that PUBLISH; kept
- * out of PublishPacket so the packet's shape stays what every consumer of the codec sees.
+ * whose payload has been replaced, or one already asked about. Asked once, synchronously, by
+ * the handler of that PUBLISH; kept out of PublishPacket so the packet's shape stays what
+ * every consumer of the codec sees.
  */
 export function publishFrameHead(p: PublishPacket): number {
-  return p === lastPublish && p.payload.byteOffset >= lastPublishHead ? lastPublishHead : -1;
+  if (p !== lastPublish || p.payload.byteOffset < lastPublishHead) return -1;
+  lastPublish = null; // asked once; holding it would keep its socket chunk alive
+  return lastPublishHead;
 }
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP. MQTT 5 may omit the reason code and properties (3.4.2.1). */

@@ -16,7 +16,7 @@ export interface Cursor {
    * Where the packet's fixed header starts in `buf` when the whole packet, header included,
    * lies there (the decoder's common case); -1 when not (see publishFrameHead).
    */
-  frameStart?: number;
+  frameStart: number;
 }
 
 export function malformed(reason: string, packetType: number): MqttReasonError {
