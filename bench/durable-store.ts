@@ -117,20 +117,20 @@ function run(label: string, store: DurableStore, pattern: Pattern, batch: number
     }
     if (pattern === 'acked') {
       for (const q of queued) {
-        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteDelivery(q.clientId, q.seq, q.id);
         store.deleteMessage(q.id);
       }
       ops += batch * 4;
     } else if (pattern === 'fanin') {
       for (const q of sent) {
-        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteDelivery(q.clientId, q.seq, q.id);
         store.deleteMessage(q.id);
       }
       ops += batch * 2 + sent.length * 2;
     } else {
-      for (const q of sent) store.updateDelivery(q.clientId, q.seq, 'publish', (q.id % 65535) + 1);
+      for (const q of sent) store.updateDelivery(q.clientId, q.seq, 'publish', (q.id % 65535) + 1, q.id);
       for (const q of acked) {
-        store.deleteDelivery(q.clientId, q.seq);
+        store.deleteDelivery(q.clientId, q.seq, q.id);
         store.deleteMessage(q.id);
       }
       ops += batch * 2 + sent.length + acked.length * 2;

@@ -63,13 +63,13 @@ export function restoreDurableState(broker: Broker, state: DurableState, now: nu
     for (const d of ps.deliveries) {
       const msg = messages.get(d.messageId);
       if (msg === undefined) {
-        store.deleteDelivery(ps.clientId, d.seq);
+        store.deleteDelivery(ps.clientId, d.seq, d.messageId);
         continue;
       }
       if (d.state === 'queued' && expired(msg)) {
         // Expired while down [MQTT-3.3.2-5]; in-flight ones are still resent (the client may
         // hold half of a QoS 2 exchange).
-        store.deleteDelivery(ps.clientId, d.seq);
+        store.deleteDelivery(ps.clientId, d.seq, d.messageId);
         summary.messagesExpired++;
         broker.metrics.counter(MetricName.messagesDroppedExpired).inc();
         continue;

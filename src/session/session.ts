@@ -249,7 +249,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   private releaseDelivery(msg: Message, seq: number): void {
     const store = this.broker.store;
     if (store !== null && this.persisted) {
-      store.deleteDelivery(this.clientId, seq);
+      store.deleteDelivery(this.clientId, seq, msg.id);
       if (msg.refs !== undefined && --msg.refs === 0) store.deleteMessage(msg.id);
     }
   }
@@ -375,7 +375,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       this.unpersist(entry);
       return;
     }
-    if (seq !== 0) this.broker.store?.updateDelivery(this.clientId, seq, 'publish', packetId);
+    if (seq !== 0) this.broker.store?.updateDelivery(this.clientId, seq, 'publish', packetId, msg.id);
     else this.persist(entry, 'publish', packetId);
     this.armRetry();
   }
@@ -465,7 +465,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     this.noLongerWaiting(e);
     if (e.phase !== 'pubrel') {
       e.phase = 'pubrel';
-      if (e.seq !== 0) this.broker.store?.updateDelivery(this.clientId, e.seq, 'pubrel', packetId);
+      if (e.seq !== 0) this.broker.store?.updateDelivery(this.clientId, e.seq, 'pubrel', packetId, e.msg.id);
     }
     e.sentAt = this.broker.wheel.now;
     return true;

@@ -34,7 +34,7 @@ export type OpKind = (typeof Op)[keyof typeof Op];
 /**
  * One recorded write. A single shape for every kind keeps the apply loop monomorphic:
  * `key` is the client id or topic, `key2` a subscription filter, `a`/`b` the numbers (id, seq, packet id, expiry, time),
- * `obj` the message, subscription, delivery, will or delayed entry.
+ * `c` a delivery's message id (updates and deletes), `obj` the message, subscription, delivery, will or delayed entry.
  */
 export class OpRecord {
   kind: OpKind = Op.PutMessage;
@@ -42,6 +42,7 @@ export class OpRecord {
   key2 = '';
   a = 0;
   b = 0;
+  c = 0;
   obj: StoredMessage | PersistedSubscription | PersistedDelivery | PersistedWill | PersistedDelayed | null = null;
 }
 
@@ -67,7 +68,7 @@ export abstract class BatchRecorder {
     if (ops.length > POOL_KEEP) ops.length = POOL_KEEP;
   }
 
-  private record(kind: OpKind, key: string, a: number, b: number, obj: OpRecord['obj'], key2 = ''): void {
+  private record(kind: OpKind, key: string, a: number, b: number, obj: OpRecord['obj'], key2 = '', c = 0): void {
     let op = this.ops[this.count];
     if (op === undefined) {
       op = new OpRecord();
@@ -78,6 +79,7 @@ export abstract class BatchRecorder {
     op.key2 = key2;
     op.a = a;
     op.b = b;
+    op.c = c;
     op.obj = obj;
     if (this.count++ === 0) this.onDirty();
   }
@@ -109,11 +111,11 @@ export abstract class BatchRecorder {
   putDelivery(clientId: string, d: PersistedDelivery): void {
     this.record(Op.PutDelivery, clientId, d.seq, 0, d);
   }
-  updateDelivery(clientId: string, seq: number, state: 'publish' | 'pubrel', packetId: number): void {
-    this.record(state === 'publish' ? Op.DeliveryPublish : Op.DeliveryPubrel, clientId, seq, packetId, null);
+  updateDelivery(clientId: string, seq: number, state: 'publish' | 'pubrel', packetId: number, messageId: number): void {
+    this.record(state === 'publish' ? Op.DeliveryPublish : Op.DeliveryPubrel, clientId, seq, packetId, null, '', messageId);
   }
-  deleteDelivery(clientId: string, seq: number): void {
-    this.record(Op.DeleteDelivery, clientId, seq, 0, null);
+  deleteDelivery(clientId: string, seq: number, messageId: number): void {
+    this.record(Op.DeleteDelivery, clientId, seq, 0, null, '', messageId);
   }
 
   putAwaitingRel(clientId: string, packetId: number): void {

@@ -99,6 +99,7 @@ export interface DurableStore {
 
   // --- writes, recorded into the current batch ----------------------------------------
   putMessage(msg: StoredMessage): void;
+  /** Deletes a message body. Its deliveries are deleted first: a delivery may live in its message's row. */
   deleteMessage(id: number): void;
 
   putSession(clientId: string, expiryInterval: number): void;
@@ -109,9 +110,12 @@ export interface DurableStore {
   deleteSubscription(clientId: string, filter: string): void;
 
   putDelivery(clientId: string, d: PersistedDelivery): void;
-  /** Moves a delivery to `publish` (with its packet id) or `pubrel`. */
-  updateDelivery(clientId: string, seq: number, state: 'publish' | 'pubrel', packetId: number): void;
-  deleteDelivery(clientId: string, seq: number): void;
+  /**
+   * Moves a delivery to `publish` (with its packet id) or `pubrel`. `messageId` is the
+   * delivery's message (the SQLite store may keep a delivery inside its message's row).
+   */
+  updateDelivery(clientId: string, seq: number, state: 'publish' | 'pubrel', packetId: number, messageId: number): void;
+  deleteDelivery(clientId: string, seq: number, messageId: number): void;
 
   putAwaitingRel(clientId: string, packetId: number): void;
   deleteAwaitingRel(clientId: string, packetId: number): void;

@@ -164,9 +164,9 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
       assert.deepEqual([...st.messages.keys()].sort(), [1, 2, 3]);
       for (const id of [1, 2, 3]) assert.deepEqual(st.messages.get(id), message(id));
 
-      r.updateDelivery('c', 10, 'publish', 17);
-      r.updateDelivery('c', 30, 'publish', 18);
-      r.updateDelivery('c', 999, 'publish', 19); // no such delivery: no-op
+      r.updateDelivery('c', 10, 'publish', 17, 1);
+      r.updateDelivery('c', 30, 'publish', 18, 3);
+      r.updateDelivery('c', 999, 'publish', 19, 999); // no such delivery: no-op
       [r, st] = roundTrip(h, r);
       assert.deepEqual(
         session(st, 'c')!.deliveries.map((d) => [d.seq, d.state, d.packetId]),
@@ -176,8 +176,8 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
           [30, 'publish', 18],
         ],
       );
-      r.updateDelivery('c', 30, 'pubrel', 18);
-      r.deleteDelivery('c', 10);
+      r.updateDelivery('c', 30, 'pubrel', 18, 3);
+      r.deleteDelivery('c', 10, 1);
       r.deleteMessage(1);
       [r, st] = roundTrip(h, r);
       assert.deepEqual(
@@ -205,8 +205,8 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
         st.sessions.map((x) => x.deliveries.length),
         [1, 1, 1],
       );
-      r.deleteDelivery('a', 1);
-      r.deleteDelivery('b', 1);
+      r.deleteDelivery('a', 1, 1);
+      r.deleteDelivery('b', 1, 1);
       [r, st] = roundTrip(h, r);
       assert.equal(st.messages.size, 1, 'still referenced by c');
       r.close();
@@ -409,7 +409,7 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
       assert.equal(s.pending, false);
       s.putMessage(message(2));
       s.putDelivery('c', delivery(2, 2));
-      s.deleteDelivery('c', 1);
+      s.deleteDelivery('c', 1, 1);
       s.putRetained(message(3, { topic: 'r' }));
       s.putSession('d', 1);
       s.deleteSession('c');
@@ -474,9 +474,9 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
       s.putSession('c', 1000);
       s.putMessage(message(1));
       s.putDelivery('c', delivery(1, 1));
-      s.deleteDelivery('c', 1); // put then delete: gone
+      s.deleteDelivery('c', 1, 1); // put then delete: gone
       s.putDelivery('c', delivery(2, 1));
-      s.updateDelivery('c', 2, 'publish', 9);
+      s.updateDelivery('c', 2, 'publish', 9, 1);
       s.deleteRetained('r');
       s.putRetained(message(2, { topic: 'r' })); // delete then put: present
       s.deleteSession('x');
@@ -516,7 +516,7 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
       assert.equal(s.pending, false);
       assert.equal(dirty, 1);
       s.deleteSubscription('c', 'a');
-      s.deleteDelivery('c', 1);
+      s.deleteDelivery('c', 1, 1);
       assert.equal(dirty, 2);
       s.commit();
       // Every write method counts as a write.
@@ -529,9 +529,9 @@ export function runDurableStoreContract(name: string, makeStore: () => StoreHarn
         () => s.putSubscription('z', subscription('q')),
         () => s.deleteSubscription('z', 'q'),
         () => s.putDelivery('z', delivery(1, 5)),
-        () => s.updateDelivery('z', 1, 'publish', 1),
-        () => s.updateDelivery('z', 1, 'pubrel', 1),
-        () => s.deleteDelivery('z', 1),
+        () => s.updateDelivery('z', 1, 'publish', 1, 5),
+        () => s.updateDelivery('z', 1, 'pubrel', 1, 5),
+        () => s.deleteDelivery('z', 1, 5),
         () => s.putAwaitingRel('z', 1),
         () => s.deleteAwaitingRel('z', 1),
         () => s.putRetained(message(6)),

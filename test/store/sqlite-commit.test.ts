@@ -53,7 +53,7 @@ test('sqlite: a constraint failure aborts the whole batch with a StoreError nami
     s.onDirty = () => dirty++;
     s.putMessage(message(2));
     s.putDelivery('c', delivery(2, 2));
-    s.deleteDelivery('c', 1);
+    s.deleteDelivery('c', 1, 1);
     s.putMessage({ ...message(3), topic: null } as unknown as StoredMessage); // NOT NULL
     s.putRetained(message(4, { topic: 'r' }));
     assert.equal(dirty, 1);
@@ -102,7 +102,7 @@ test('sqlite: a full disk (SQLITE_FULL) fails the commit, keeps what was committ
     assert.equal(s.pending, false);
 
     // A small batch still fits; and once space is back, big ones commit again.
-    s.updateDelivery('c', 1, 'publish', 7);
+    s.updateDelivery('c', 1, 'publish', 7, 1);
     s.commit();
     db.pragma('max_page_count = 1073741823');
     s.putMessage(message(60, { payload: Buffer.alloc(40_000, 1) }));

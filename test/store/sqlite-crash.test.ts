@@ -40,7 +40,7 @@ const record = (b) => {
     s.putMessage(msg(id, 't', 'm' + id));
     s.putDelivery('c', { seq: id, messageId: id, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
   }
-  if (b > 0) s.updateDelivery('c', (b - 1) * per + 1, 'publish', b);
+  if (b > 0) s.updateDelivery('c', (b - 1) * per + 1, 'publish', b, (b - 1) * per + 1);
   s.putRetained(msg(1e9 + b, 'last', String(b)));
 };
 if (env.MODE === 'self') {

@@ -294,3 +294,50 @@ test('sqlite: a schema-1 database (session 1) is migrated to the records table a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sqlite: a schema 2 database (deliveries only in their own table) migrates to inline deliveries and keeps its data', () => {
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'petrel.db');
+    const raw = new Database(file);
+    migrate(raw, file, MIGRATIONS.slice(0, 2));
+    raw.prepare("INSERT INTO sessions (client_id, expiry_interval, disconnected_at) VALUES ('c', 60000, 5)").run();
+    raw
+      .prepare(
+        `INSERT INTO messages (id, topic, payload, qos, retain, sender, timestamp, expires_at, properties)
+         VALUES (7, 't', x'6869', 1, 0, 'p', 1, 0, NULL)`,
+      )
+      .run();
+    raw
+      .prepare(
+        `INSERT INTO deliveries (client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state)
+         VALUES ('c', 1, 7, 1, 0, NULL, 3, 1)`,
+      )
+      .run();
+    raw.close();
+
+    let s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    let st = s.load(0);
+    assert.deepEqual(st.sessions[0]!.deliveries.map((d) => [d.seq, d.messageId, d.state, d.packetId]), [[1, 7, 'publish', 3]]);
+    assert.equal(st.messages.get(7)!.payload.toString(), 'hi');
+    // The old session keeps its seqs; a new message goes inline after them.
+    s.putMessage({ id: 8, topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, from: 'p', timestamp: 2, expiresAt: 0 });
+    s.putDelivery('c', { seq: 2, messageId: 8, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+    s.deleteDelivery('c', 1, 7);
+    s.deleteMessage(7);
+    s.commit();
+    s.close();
+    s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    st = s.load(0);
+    assert.deepEqual(st.sessions[0]!.deliveries.map((d) => [d.seq, d.messageId]), [[2, 8]]);
+    assert.deepEqual([...st.messages.keys()], [8]);
+    s.close();
+    const check = new Database(file);
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    check.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

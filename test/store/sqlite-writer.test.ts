@@ -65,7 +65,7 @@ test('sqlite writer: a message and its delivery put and deleted in one batch nev
       s().putDelivery('c', delivery(id, id, { state: 'publish', packetId: id }));
     }
     for (let id = 1; id <= 100; id++) {
-      s().deleteDelivery('c', id);
+      s().deleteDelivery('c', id, id);
       s().deleteMessage(id);
     }
     s().putAwaitingRel('c', 7);
@@ -91,7 +91,7 @@ test('sqlite writer: a put and delete in one batch still delete the row an earli
     s().putMessage(message(5, { payload: Buffer.from('second') }));
     s().putDelivery('c', delivery(5, 5, { qos: 2 }));
     s().putAwaitingRel('c', 9);
-    s().deleteDelivery('c', 5);
+    s().deleteDelivery('c', 5, 5);
     s().deleteMessage(5);
     s().deleteAwaitingRel('c', 9);
     let st = loadAgain(s, reopen);
@@ -106,7 +106,7 @@ test('sqlite writer: a put and delete in one batch still delete the row an earli
     assert.equal(st.sessions[0]!.deliveries.length, 1);
     s().putMessage(message(6));
     s().putDelivery('c', delivery(6, 6));
-    s().deleteDelivery('c', 6);
+    s().deleteDelivery('c', 6, 6);
     s().deleteMessage(6);
     st = loadAgain(s, reopen);
     assert.deepEqual(st.sessions[0]!.deliveries, []);
@@ -122,24 +122,24 @@ test('sqlite writer: watermarks follow commits (raised by puts, forgotten with t
     s().commit();
     // Reads the client's watermark (1): seq 3 is new, the pair is cancelled.
     s().putDelivery('c', delivery(3, 1));
-    s().deleteDelivery('c', 3);
+    s().deleteDelivery('c', 3, 1);
     s().commit();
     // Seq 4 commits: the known watermark must rise to 4 ...
     s().putDelivery('c', delivery(4, 1));
     s().commit();
     // ... so that this pair deletes the committed row.
     s().putDelivery('c', delivery(4, 1, { qos: 2 }));
-    s().deleteDelivery('c', 4);
+    s().deleteDelivery('c', 4, 1);
     s().commit();
     // A deleted session takes its rows; seqs may start again from 1 under the same id.
     s().deleteSession('c');
     s().putSession('c', 1000);
     s().putDelivery('c', delivery(1, 1, { qos: 0 }));
-    s().deleteDelivery('c', 1);
+    s().deleteDelivery('c', 1, 1);
     s().putDelivery('c', delivery(2, 1));
     s().commit();
     s().putDelivery('c', delivery(2, 1, { qos: 2 }));
-    s().deleteDelivery('c', 2);
+    s().deleteDelivery('c', 2, 1);
     const st = loadAgain(s, reopen);
     assert.deepEqual(st.sessions[0]!.deliveries, [], 'seq 1 of the old session, seq 4 and the new seq 2 all gone');
     assert.deepEqual([...st.messages.keys()], [], 'message 1 is referenced by no delivery: dropped by load');
@@ -160,11 +160,11 @@ test('sqlite writer: a failed commit leaves the store consistent for the next ba
     // Nothing of it happened: session c, its delivery 1 and message 1 are still there.
     s().putMessage(message(2));
     s().putDelivery('c', delivery(2, 2));
-    s().deleteDelivery('c', 1);
+    s().deleteDelivery('c', 1, 1);
     s().deleteMessage(1);
     s().commit();
     s().putDelivery('c', delivery(2, 2, { qos: 2 }));
-    s().deleteDelivery('c', 2);
+    s().deleteDelivery('c', 2, 2);
     s().putDelivery('c', delivery(4, 2));
     const st = loadAgain(s, reopen);
     assert.deepEqual(st.sessions[0]!.deliveries, [delivery(4, 2)]);
@@ -185,7 +185,7 @@ test('sqlite writer: deletes of runs with gaps, out of order, and more keys than
     const gone = new Set<number>();
     for (let i = 200; i >= 1; i--) if (i % 3 === 0 || (i >= 40 && i <= 60)) gone.add(i);
     for (const i of gone) {
-      s().deleteDelivery(i % 2 === 0 ? 'c' : 'd', i);
+      s().deleteDelivery(i % 2 === 0 ? 'c' : 'd', i, i);
       s().deleteMessage(i);
     }
     const st = loadAgain(s, reopen);
@@ -201,16 +201,16 @@ test('sqlite writer: an update after a put of the same batch is folded into the 
     s().putSession('c', 1000);
     s().putMessage(message(1));
     s().putDelivery('c', delivery(1, 1));
-    s().updateDelivery('c', 1, 'publish', 11);
+    s().updateDelivery('c', 1, 'publish', 11, 1);
     s().putDelivery('c', delivery(2, 1));
-    s().updateDelivery('c', 2, 'publish', 12);
-    s().updateDelivery('c', 2, 'pubrel', 12);
+    s().updateDelivery('c', 2, 'publish', 12, 1);
+    s().updateDelivery('c', 2, 'pubrel', 12, 1);
     s().putDelivery('c', delivery(3, 1));
-    s().updateDelivery('c', 3, 'publish', 13);
+    s().updateDelivery('c', 3, 'publish', 13, 1);
     s().putDelivery('c', delivery(3, 1, { qos: 2 })); // put again: the update no longer applies
-    s().updateDelivery('c', 4, 'publish', 14); // no such row
-    s().deleteDelivery('c', 5);
-    s().updateDelivery('c', 5, 'publish', 15); // deleted: nothing
+    s().updateDelivery('c', 4, 'publish', 14, 1); // no such row
+    s().deleteDelivery('c', 5, 1);
+    s().updateDelivery('c', 5, 'publish', 15, 1); // deleted: nothing
     const st = loadAgain(s, reopen);
     assert.deepEqual(st.sessions[0]!.deliveries, [
       delivery(1, 1, { state: 'publish', packetId: 11 }),
@@ -241,7 +241,14 @@ class OpGenerator {
   private nextId = 100;
   private readonly open: Array<[string, number]> = [];
   private version = 0;
+  /** "client seq" -> the message of that delivery, for the ops that name it. */
+  readonly delivered = new Map<string, number>();
   constructor(private readonly rnd: () => number) {}
+
+  /** The message of a delivery; for one that does not exist, an id no message has. */
+  messageOf(c: string, seq: number): number {
+    return this.delivered.get(`${c} ${seq}`) ?? 99_999;
+  }
 
   private pick<T>(xs: readonly T[]): T {
     return xs[Math.floor(this.rnd() * xs.length)]!;
@@ -271,12 +278,14 @@ class OpGenerator {
           s.putMessage(m);
           s.putDelivery(c, d);
         });
+        this.delivered.set(`${c} ${id}`, id);
         this.open.push([c, id]);
       } else {
         const i = this.rnd() < 0.8 ? 0 : Math.floor(this.rnd() * this.open.length);
         const [oc, id] = this.open.splice(i, 1)[0]!;
+        this.delivered.delete(`${oc} ${id}`);
         all((s) => {
-          s.deleteDelivery(oc, id);
+          s.deleteDelivery(oc, id, id);
           s.deleteMessage(id);
         });
       }
@@ -288,7 +297,11 @@ class OpGenerator {
     if (r < 0.4) {
       const m = this.msg(id);
       all((s) => s.putMessage(m));
-    } else if (r < 0.46) all((s) => s.deleteMessage(id));
+    } else if (r < 0.46) {
+      // As the broker does: a message is deleted once no delivery refers to it (the SQLite
+      // store may keep a delivery inside its message's row).
+      if (![...this.delivered.values()].includes(id)) all((s) => s.deleteMessage(id));
+    }
     else if (r < 0.56) {
       const d = delivery(seq, this.int(8), {
         qos: this.pick([1, 2] as const),
@@ -297,12 +310,17 @@ class OpGenerator {
         state: this.pick(['queued', 'publish', 'pubrel'] as const),
         packetId: this.int(100),
       });
+      this.delivered.set(`${c} ${seq}`, d.messageId);
       all((s) => s.putDelivery(c, d));
     } else if (r < 0.64) {
       const state = this.pick(['publish', 'pubrel'] as const);
       const p = this.int(100);
-      all((s) => s.updateDelivery(c, seq, state, p));
-    } else if (r < 0.74) all((s) => s.deleteDelivery(c, seq));
+      all((s) => s.updateDelivery(c, seq, state, p, this.messageOf(c, seq)));
+    } else if (r < 0.74) {
+      const m = this.messageOf(c, seq);
+      this.delivered.delete(`${c} ${seq}`);
+      all((s) => s.deleteDelivery(c, seq, m));
+    }
     else if (r < 0.8) {
       const p = this.int(4);
       all((s) => s.putAwaitingRel(c, p));
@@ -317,6 +335,7 @@ class OpGenerator {
       all((s) => s.sessionDisconnected(c, t));
     } else {
       all((s) => s.deleteSession(c));
+      for (const k of [...this.delivered.keys()]) if (k.startsWith(`${c} `)) this.delivered.delete(k);
       for (let i = this.open.length - 1; i >= 0; i--) if (this.open[i]![0] === c) this.open.splice(i, 1);
     }
   }
@@ -350,4 +369,88 @@ test('sqlite writer: random batches end in the state the in-memory reference sto
       }
     });
   }
+});
+
+/** Rows in `deliveries`, and messages holding an inline delivery. */
+function rowCounts(s: SqliteDurableStore): { table: number; inline: number } {
+  const db = dbOf(s);
+  const table = (db.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n;
+  const inline = (db.prepare('SELECT count(*) AS n FROM messages WHERE d_client IS NOT NULL').get() as { n: number }).n;
+  return { table, inline };
+}
+
+test('sqlite writer: a new message and its first delivery are one row; other deliveries of it are rows of their own', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('a', 1000);
+    s().putSession('b', 1000);
+    for (let id = 1; id <= 50; id++) {
+      s().putMessage(message(id));
+      s().putDelivery('a', delivery(id, id, { qos: 2, retain: id % 2 === 0, subscriptionIds: id === 7 ? [3, 300_000] : [] }));
+      if (id % 10 === 0) s().putDelivery('b', delivery(id, id)); // a second recipient
+    }
+    s().commit();
+    assert.deepEqual(rowCounts(s()), { table: 5, inline: 50 });
+    // Across batches: state changes reach the inline copy, deletes clear it.
+    s().updateDelivery('a', 3, 'publish', 33, 3);
+    s().updateDelivery('a', 4, 'pubrel', 44, 4);
+    s().deleteDelivery('a', 10, 10); // b still holds message 10
+    s().deleteDelivery('a', 11, 11);
+    s().deleteMessage(11); // the usual ack: the row takes the inline copy with it
+    const st = loadAgain(s, reopen);
+    const a = st.sessions.find((x) => x.clientId === 'a')!;
+    assert.equal(a.deliveries.length, 48);
+    assert.deepEqual(a.deliveries.slice(0, 4).map((d) => [d.seq, d.state, d.packetId]), [
+      [1, 'queued', 0],
+      [2, 'queued', 0],
+      [3, 'publish', 33],
+      [4, 'pubrel', 44],
+    ]);
+    assert.deepEqual(a.deliveries.find((d) => d.seq === 7), delivery(7, 7, { qos: 2, subscriptionIds: [3, 300_000] }));
+    assert.equal(a.deliveries.find((d) => d.seq === 10), undefined);
+    assert.equal(st.sessions.find((x) => x.clientId === 'b')!.deliveries.length, 5);
+    assert.ok(st.messages.has(10) && !st.messages.has(11));
+    assert.deepEqual(rowCounts(s()), { table: 5, inline: 48 });
+  });
+});
+
+test('sqlite writer: a session deleted and created again under the same client id does not inherit inline deliveries', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putSession('other', 1000);
+    for (let id = 1; id <= 3; id++) {
+      s().putMessage(message(id));
+      s().putDelivery('c', delivery(id, id));
+      s().putDelivery('other', delivery(id, id)); // keeps the messages alive
+    }
+    s().commit();
+    // Clean start: the session goes (the broker deletes no message: "other" refers to them),
+    // a new one starts its seqs at 1 again.
+    s().deleteSession('c');
+    s().putSession('c', 1000);
+    s().commit();
+    s().putMessage(message(4));
+    s().putDelivery('c', delivery(1, 4));
+    let st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions.find((x) => x.clientId === 'c')!.deliveries, [delivery(1, 4)]);
+    assert.equal(st.sessions.find((x) => x.clientId === 'other')!.deliveries.length, 3);
+    // load cleared the stale copies; the same holds after one more restart.
+    assert.deepEqual(rowCounts(s()), { table: 3, inline: 1 });
+    s().deleteSession('c');
+    s().putSession('c', 1000);
+    st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions.find((x) => x.clientId === 'c')!.deliveries, []);
+  });
+});
+
+test('sqlite writer: a delivery put again under a seq it already has replaces its inline copy', () => {
+  withSqlite((s, reopen) => {
+    s().putSession('c', 1000);
+    s().putMessage(message(1));
+    s().putDelivery('c', delivery(1, 1));
+    s().putMessage(message(2));
+    s().commit();
+    s().putDelivery('c', delivery(1, 2, { qos: 2 })); // same seq, another message
+    const st = loadAgain(s, reopen);
+    assert.deepEqual(st.sessions[0]!.deliveries, [delivery(1, 2, { qos: 2 })]);
+  });
 });

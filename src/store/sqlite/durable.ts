@@ -163,6 +163,7 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
       this.tx();
       this.writer!.committed();
     } catch (err) {
+      this.writer?.rolledBack();
       if (err instanceof StoreError) throw err;
       throw new StoreError(`durable store ${this.file}: commit failed: ${describe(err)}`, this.file, err);
     } finally {
@@ -189,7 +190,15 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     const db = this.db;
     if (db === null) throw new StoreError(`durable store ${this.file}: load on a closed store`, this.file);
     try {
-      return db.transaction(() => loadState(db))();
+      const { state, incarnation } = db.transaction(() => loadState(db))();
+      this.writer?.seed(
+        state.sessions.map((x) => ({
+          clientId: x.clientId,
+          incarnation: incarnation.get(x.clientId)!,
+          maxSeq: x.deliveries.length === 0 ? 0 : x.deliveries[x.deliveries.length - 1]!.seq,
+        })),
+      );
+      return state;
     } catch (err) {
       throw new StoreError(`durable store ${this.file}: cannot load: ${describe(err)}`, this.file, err);
     }
@@ -200,6 +209,18 @@ interface SessionRow {
   client_id: string;
   expiry_interval: number;
   disconnected_at: number;
+  incarnation: number;
+}
+
+/** A `messages` row with its inline delivery's columns (schema.ts). */
+interface MessageWithInlineRow extends MessageRow {
+  d_client: string | null;
+  d_incarnation: number | null;
+  d_seq: number | null;
+  d_qos: number | null;
+  d_subscription_ids: number | string | null;
+  d_packet_id: number | null;
+  d_state: number | null;
 }
 interface SubscriptionRow {
   client_id: string;
@@ -231,7 +252,7 @@ interface AwaitingRelRow {
  * Orphans are found while reading, in JS, and deleted one by one afterwards: after a clean
  * run there are none, and anti-join DELETEs would cost seconds on a million-message store.
  */
-function loadState(db: Database.Database): DurableState {
+function loadState(db: Database.Database): { state: DurableState; incarnation: Map<string, number> } {
   // Over every row, orphans included, so no id that was on disk is handed out again.
   const maxRow = db
     .prepare(
@@ -242,7 +263,9 @@ function loadState(db: Database.Database): DurableState {
 
   const sessions: PersistedSession[] = [];
   const byClient = new Map<string, PersistedSession>();
+  const incarnation = new Map<string, number>();
   for (const r of db.prepare('SELECT * FROM sessions ORDER BY client_id').iterate() as IterableIterator<SessionRow>) {
+    incarnation.set(r.client_id, r.incarnation);
     const s: PersistedSession = {
       clientId: r.client_id,
       expiryInterval: r.expiry_interval < 0 ? Infinity : r.expiry_interval,
@@ -282,12 +305,33 @@ function loadState(db: Database.Database): DurableState {
   }
 
   const messages = new Map<number, StoredMessage>();
-  for (const r of db.prepare('SELECT * FROM messages').iterate() as IterableIterator<MessageRow>) {
+  const referenced = new Set<number>();
+  /** Sessions that got inline deliveries: their list is sorted by seq once all are in. */
+  const merged = new Set<PersistedSession>();
+  /** Inline deliveries of no current session (deleted, or an earlier incarnation): cleared. */
+  const staleInline: number[] = [];
+  for (const r of db.prepare('SELECT * FROM messages').iterate() as IterableIterator<MessageWithInlineRow>) {
     messages.set(r.id, rowToMessage(r));
+    if (r.d_client === null) continue;
+    const s = byClient.get(r.d_client);
+    if (s === undefined || incarnation.get(r.d_client) !== r.d_incarnation) {
+      staleInline.push(r.id);
+      continue;
+    }
+    referenced.add(r.id);
+    s.deliveries.push({
+      seq: r.d_seq!,
+      messageId: r.id,
+      qos: (r.d_qos! & 3) as QoS,
+      retain: (r.d_qos! & 4) !== 0,
+      subscriptionIds: decodeSubscriptionIds(r.d_subscription_ids),
+      packetId: r.d_packet_id!,
+      state: DELIVERY_STATES[r.d_state!] ?? 'queued',
+    });
+    merged.add(s);
   }
 
   const orphanDeliveries: Array<[string, number]> = [];
-  const referenced = new Set<number>();
   const deliveryRows = db.prepare('SELECT * FROM deliveries ORDER BY client_id, seq').iterate();
   for (const r of deliveryRows as IterableIterator<DeliveryRow>) {
     const s = byClient.get(r.client_id);
@@ -307,6 +351,12 @@ function loadState(db: Database.Database): DurableState {
     });
   }
 
+  for (const s of merged) s.deliveries.sort((a, b) => a.seq - b.seq);
+
+  if (staleInline.length > 0) {
+    const clear = db.prepare('UPDATE messages SET d_client = NULL WHERE id = ?');
+    for (const id of staleInline) clear.run(id);
+  }
   if (orphanSubs.length > 0) {
     const del = db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?');
     for (const [c, f] of orphanSubs) del.run(c, f);
@@ -344,7 +394,7 @@ function loadState(db: Database.Database): DurableState {
     delayed.push({ message: rowToMessage(r), dueAt: r.due_at });
   }
 
-  return { sessions, messages, retained, wills, delayed, maxMessageId: maxRow.m };
+  return { state: { sessions, messages, retained, wills, delayed, maxMessageId: maxRow.m }, incarnation };
 }
 
 /** The problem in an error, with SQLite's or the OS's code: "file is not a database (SQLITE_NOTADB)". */

@@ -14,6 +14,16 @@
  * deliveries.state: 0 queued, 1 publish, 2 pubrel.
  * deliveries.subscription_ids: NULL (none), an integer (one), or text "1,2,3" (several).
  *
+ * Inline deliveries (schema 3): the first delivery recorded for a message in the batch that
+ * writes the message goes into the message's row (d_client, d_seq, d_qos = qos | retain << 2,
+ * d_subscription_ids, d_packet_id, d_state) instead of a `deliveries` row: one row insert and
+ * one row delete per message instead of two each, for the common single-recipient message.
+ * Other deliveries of the message are `deliveries` rows. An inline delivery counts only while
+ * d_client is not NULL and d_incarnation equals its session's `incarnation` (a number the
+ * store gives each new session row, never reused): so deleting a session needs no scan of
+ * `messages`, and a later session of the same client id (its seqs restart) never inherits
+ * its predecessor's inline deliveries.
+ *
  * No foreign keys: the broker may record a delivery before its message within a batch, and
  * load() removes whatever a crash between two related writes could leave dangling.
  */
@@ -92,6 +102,18 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL,
     PRIMARY KEY (kind, key)
   ) WITHOUT ROWID;
+  `,
+  // 3: a message's first delivery inside the message's row (see the header), and session
+  // incarnations that tell such a delivery of a deleted session from one of its successor.
+  `
+  ALTER TABLE sessions ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE messages ADD COLUMN d_client TEXT;
+  ALTER TABLE messages ADD COLUMN d_incarnation INTEGER;
+  ALTER TABLE messages ADD COLUMN d_seq INTEGER;
+  ALTER TABLE messages ADD COLUMN d_qos INTEGER;
+  ALTER TABLE messages ADD COLUMN d_subscription_ids;
+  ALTER TABLE messages ADD COLUMN d_packet_id INTEGER;
+  ALTER TABLE messages ADD COLUMN d_state INTEGER;
   `,
 ];
 

@@ -18,6 +18,13 @@
  *   have been deleted by it. What the batch records for the client after it is written after
  *   it, with the hot rows.
  *
+ * - A delivery put in the batch that writes its message (a new id, above the watermark), the
+ *   first such for that message, at a seq above its session's watermark, goes into the message's row (schema.ts: inline deliveries) when its session's incarnation is
+ *   known; it is not written to `deliveries`. Updates and deletes of deliveries from earlier
+ *   batches carry the message id: they change or clear the inline copy too (`WHERE id = ? AND
+ *   d_client = ? AND d_seq = ?`, no row when the delivery is a `deliveries` row), except a
+ *   delete whose message the batch deletes as well (the usual acknowledgement).
+ *
  * A put that a delete of the same batch undoes reaches SQLite only when the row might have
  * existed before the batch: then the DELETE stays (for its row). Whether it might is known
  * from watermarks: no message row has an id above `maxMessageId` (initialised from the table
@@ -45,7 +52,9 @@ const POOL_KEEP = 4096;
 
 const MSG_COLS = 'topic, payload, qos, retain, sender, timestamp, expires_at, properties';
 const MSG_VALS = '?, ?, ?, ?, ?, ?, ?, ?';
-const MSG_WIDTH = 9;
+const INLINE_COLS = 'd_client, d_incarnation, d_seq, d_qos, d_subscription_ids, d_packet_id, d_state';
+/** A `messages` row: id, the message columns, the inline delivery's columns. */
+const MSG_WIDTH = 16;
 const DELIVERY_COLS = 'client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state';
 const DELIVERY_WIDTH = 8;
 
@@ -95,6 +104,12 @@ class SizedStatement {
 
 interface Statements {
   putSession: Stmt;
+  incarnation: Stmt;
+  maxIncarnation: Stmt;
+  updateInline: Stmt;
+  clearInline: Stmt;
+  clearInlineAny: Stmt;
+  maxTableSeq: Stmt;
   sessionDisconnected: Stmt;
   deleteSession: Stmt;
   deleteSessionSubscriptions: Stmt;
@@ -128,11 +143,19 @@ function prepareStatements(db: Database.Database): Statements {
   const sized = (sql: (n: number) => string, params: (n: number) => number): SizedStatement =>
     new SizedStatement(db, sql, params);
   return {
-    // (Re)creating a session marks it connected: disconnected_at = 0.
+    // (Re)creating a session marks it connected: disconnected_at = 0. A new row gets the
+    // incarnation given; an existing one keeps its own.
     putSession: p(
-      `INSERT INTO sessions (client_id, expiry_interval, disconnected_at) VALUES (?, ?, 0)
+      `INSERT INTO sessions (client_id, expiry_interval, disconnected_at, incarnation) VALUES (?, ?, 0, ?)
        ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, disconnected_at = 0`,
     ),
+    incarnation: p('SELECT incarnation AS i FROM sessions WHERE client_id = ?'),
+    maxIncarnation: p(
+      `SELECT max(coalesce((SELECT max(incarnation) FROM sessions), 0),
+                  coalesce((SELECT max(d_incarnation) FROM messages), 0)) AS m`,
+    ),
+    updateInline: p('UPDATE messages SET d_state = ?, d_packet_id = ? WHERE id = ? AND d_client = ? AND d_seq = ?'),
+    clearInline: p('UPDATE messages SET d_client = NULL WHERE id = ? AND d_client = ? AND d_seq = ?'),
     sessionDisconnected: p('UPDATE sessions SET disconnected_at = ? WHERE client_id = ?'),
     deleteSession: p('DELETE FROM sessions WHERE client_id = ?'),
     deleteSessionSubscriptions: p('DELETE FROM subscriptions WHERE client_id = ?'),
@@ -152,7 +175,12 @@ function prepareStatements(db: Database.Database): Statements {
     deleteDelayed: p('DELETE FROM delayed WHERE message_id = ?'),
 
     putMessages: sized(
-      (n) => `INSERT OR REPLACE INTO messages (id, ${MSG_COLS}) VALUES ${valueRows(n, MSG_WIDTH)}`,
+      // Put again (an id the table may have): the message columns change, an inline delivery
+      // the row holds stays (a put again never brings one: only new ids get them).
+      (n) => `INSERT INTO messages (id, ${MSG_COLS}, ${INLINE_COLS}) VALUES ${valueRows(n, MSG_WIDTH)}
+              ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, payload = excluded.payload, qos = excluded.qos,
+                retain = excluded.retain, sender = excluded.sender, timestamp = excluded.timestamp,
+                expires_at = excluded.expires_at, properties = excluded.properties`,
       (n) => n * MSG_WIDTH,
     ),
     deleteMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
@@ -174,7 +202,14 @@ function prepareStatements(db: Database.Database): Statements {
     deleteAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?'),
 
     maxMessageId: p('SELECT coalesce(max(id), 0) AS m FROM messages'),
-    maxSeq: p('SELECT coalesce(max(seq), 0) AS m FROM deliveries WHERE client_id = ?'),
+    // Scans `messages` (no index on d_client): run once per client at most, and only when
+    // load() did not seed the watermarks.
+    maxSeq: p(
+      `SELECT max(coalesce((SELECT max(seq) FROM deliveries WHERE client_id = ?), 0),
+                  coalesce((SELECT max(d_seq) FROM messages WHERE d_client = ? AND d_incarnation = ?), 0)) AS m`,
+    ),
+    maxTableSeq: p('SELECT coalesce(max(seq), 0) AS m FROM deliveries WHERE client_id = ?'),
+    clearInlineAny: p('UPDATE messages SET d_client = NULL WHERE d_client = ? AND d_seq = ?'),
   };
 }
 
@@ -194,6 +229,24 @@ class Net {
   /** Delivery PUT: the state code an update of the batch gave it (-1: none). UPDATE: the new state code. */
   state = -1;
   packetId = 0;
+  // Messages:
+  /** PUT: the delivery net kept in this row (its session's incarnation below), if any. */
+  inline: Net | null = null;
+  inlineClient = '';
+  inlineIncarnation = 0;
+  // Deliveries:
+  /** The message's row holds this delivery (decided when read, confirmed by writeMessages). */
+  inlined = false;
+  /** The message Net whose row holds it. */
+  inlineOf: Net | null = null;
+  /** Some op of the batch put this delivery. */
+  put = false;
+  /** That put may overwrite a committed delivery of the same seq. */
+  reput = false;
+  /** UPDATE/ABSENT of an earlier batch's delivery: its message (0: unknown). */
+  messageId = 0;
+  /** The message's Net, when a DeleteMessage of the batch named it: if that Net ends ABSENT, the row and any inline copy go with it. */
+  message: Net | null = null;
 }
 
 /**
@@ -271,8 +324,19 @@ export class BatchWriter {
   private readonly st: Statements;
   /** No message row has a larger id. */
   private maxMessageId: number;
-  /** client id -> no delivery row of that client has a larger seq. Absent: not known yet. */
+  /**
+   * client id -> no delivery of that client's session (a `deliveries` row, or an inline copy
+   * of its incarnation) has a larger seq. Absent: not known yet.
+   */
   private readonly maxSeq = new Map<string, number>();
+  /** client id -> its session row's incarnation (-1: no row). Absent: not read yet. */
+  private readonly incarnations = new Map<string, number>();
+  /** The largest incarnation given or on disk (-1: not read yet; open() reads no table). */
+  private lastIncarnation = -1;
+  /** The message the last PutMessage op was for: the next PutDelivery may go into its row. */
+  private lastPutMessage: Net | null = null;
+  /** The delivery the last DeleteDelivery op was for (a DeleteMessage mostly follows it). */
+  private lastDeletedDelivery: Net | null = null;
 
   // --- per batch (reset by `reset()`) ---
   private readonly messages = new NetSet();
@@ -298,6 +362,40 @@ export class BatchWriter {
     this.maxMessageId = (this.st.maxMessageId.get() as { m: number }).m;
   }
 
+  /** The transaction was rolled back: what the batch told the maps may not be so. */
+  rolledBack(): void {
+    this.incarnations.clear();
+    this.maxSeq.clear();
+  }
+
+  /** What load() read: each session's incarnation and largest seq, so none is queried later. */
+  seed(sessions: ReadonlyArray<{ clientId: string; incarnation: number; maxSeq: number }>): void {
+    for (const x of sessions) {
+      this.incarnations.set(x.clientId, x.incarnation);
+      this.maxSeq.set(x.clientId, x.maxSeq);
+    }
+  }
+
+  private watermark(clientId: string): number {
+    let known = this.maxSeq.get(clientId);
+    if (known === undefined) {
+      known = (this.st.maxSeq.get(clientId, clientId, this.incarnationOf(clientId)) as { m: number }).m;
+      this.maxSeq.set(clientId, known);
+    }
+    return known;
+  }
+
+  /** The incarnation of `clientId`'s session row, -1 when it has none. */
+  private incarnationOf(clientId: string): number {
+    let i = this.incarnations.get(clientId);
+    if (i === undefined) {
+      const row = this.st.incarnation.get(clientId) as { i: number } | undefined;
+      i = row === undefined ? -1 : row.i;
+      this.incarnations.set(clientId, i);
+    }
+    return i;
+  }
+
   /** Applies `ops[0 .. n)`; runs inside the batch's transaction. */
   apply(ops: readonly OpRecord[], n: number): void {
     for (let i = 0; i < n; i++) this.read(ops[i]!);
@@ -312,7 +410,8 @@ export class BatchWriter {
     if (this.maxSeq.size === 0) return; // nothing known, nothing to raise or drop
     for (const c of this.clientList) {
       if (c.cleared) {
-        this.maxSeq.delete(c.clientId); // read again when needed
+        // deleteSession took every row; what the batch put after it is all there is.
+        this.maxSeq.set(c.clientId, Math.max(0, c.maxPutSeq));
         continue;
       }
       const known = this.maxSeq.get(c.clientId);
@@ -337,6 +436,8 @@ export class BatchWriter {
     this.hasRel = false;
     this.lastClient = null;
     this.maxPutMessageId = 0;
+    this.lastPutMessage = null;
+    this.lastDeletedDelivery = null;
     this.puts.length = 0;
     this.putClients.length = 0;
     this.absent.length = 0;
@@ -351,6 +452,15 @@ export class BatchWriter {
     n.row = null;
     n.state = -1;
     n.packetId = 0;
+    n.inline = null;
+    n.inlineClient = '';
+    n.inlineIncarnation = 0;
+    n.inlined = false;
+    n.inlineOf = null;
+    n.put = false;
+    n.reput = false;
+    n.messageId = 0;
+    n.message = null;
     return n;
   }
 
@@ -380,7 +490,10 @@ export class BatchWriter {
         if (m === undefined) this.messages.add((m = this.net(op.a)), true);
         m.kind = PUT;
         m.row = op.obj as StoredMessage;
+        if (m.inline !== null) m.inline.inlined = false; // put again: its delivery goes to `deliveries`
+        m.inline = null;
         if (op.a > this.maxPutMessageId) this.maxPutMessageId = op.a;
+        this.lastPutMessage = m;
         break;
       }
       case Op.DeleteMessage: {
@@ -388,6 +501,10 @@ export class BatchWriter {
         if (m === undefined) this.messages.add((m = this.net(op.a)), false);
         m.kind = ABSENT;
         m.row = null;
+        if (m.inline !== null) m.inline.inlined = false;
+        m.inline = null;
+        const d = this.lastDeletedDelivery;
+        if (d !== null && d.messageId === op.a) d.message = m;
         break;
       }
       case Op.PutDelivery: {
@@ -397,7 +514,26 @@ export class BatchWriter {
         d.kind = PUT;
         d.row = op.obj as PersistedDelivery;
         d.state = -1;
+        d.put = true;
+        d.inlined = false;
+        // Put again: whatever row held it inline no longer does (decided afresh below).
+        if (d.inlineOf !== null && d.inlineOf.inline === d) d.inlineOf.inline = null;
+        d.inlineOf = null;
         if (op.a > c.maxPutSeq) c.maxPutSeq = op.a;
+        // A seq the session may already have (never, from the broker: seqs only grow) goes to
+        // `deliveries` and takes any inline copy of that seq with it.
+        d.reput = !c.cleared && op.a <= this.watermark(op.key);
+        const m = this.lastPutMessage;
+        if (!d.reput && m !== null && m.kind === PUT && m.inline === null && m.key === d.row.messageId && m.key > this.maxMessageId) {
+          const incarnation = this.incarnationOf(op.key);
+          if (incarnation >= 0) {
+            m.inline = d;
+            m.inlineClient = op.key;
+            m.inlineIncarnation = incarnation;
+            d.inlined = true;
+            d.inlineOf = m;
+          }
+        }
         break;
       }
       case Op.DeliveryPublish:
@@ -407,6 +543,7 @@ export class BatchWriter {
         if (d === undefined) {
           c.deliveries.add((d = this.net(op.a)), false);
           d.kind = UPDATE;
+          d.messageId = op.c;
         } else if (d.kind === ABSENT) {
           break; // updating a deleted row changes nothing
         }
@@ -421,6 +558,11 @@ export class BatchWriter {
         else if (d.kind === PUT) c.undone = true;
         d.kind = ABSENT;
         d.row = null;
+        // Even a delivery this batch put may have an inline copy from an earlier batch (put
+        // again under the same seq): cleared unless the message goes too.
+        d.messageId = op.c;
+        d.message = null;
+        this.lastDeletedDelivery = d;
         break;
       }
       case Op.PutAwaitingRel:
@@ -436,17 +578,35 @@ export class BatchWriter {
         s.deleteSessionSubscriptions.run(op.key);
         s.deleteSessionDeliveries.run(op.key);
         s.deleteSessionAwaitingRel.run(op.key);
+        this.incarnations.set(op.key, -1);
         const c = this.client(op.key);
-        c.deliveries.clear(); // their Nets stay in the pool until reset()
+        // Inline copies in messages this batch writes go with them (their Nets stay in the
+        // pool until reset(), so the message Nets still see them, now ABSENT); inline copies
+        // already on disk are left: their incarnation no longer matches any session row.
+        for (const d of c.deliveries.list) {
+          d.kind = ABSENT;
+          d.messageId = 0;
+        }
+        c.deliveries.clear();
         c.rel.clear();
         c.cleared = true;
         c.undone = false;
         c.maxPutSeq = -1;
         break;
       }
-      case Op.PutSession:
-        s.putSession.run(op.key, op.a === Infinity ? -1 : op.a);
+      case Op.PutSession: {
+        let incarnation = this.incarnationOf(op.key);
+        if (incarnation < 0) {
+          if (this.lastIncarnation < 0) this.lastIncarnation = (s.maxIncarnation.get() as { m: number }).m;
+          incarnation = ++this.lastIncarnation;
+          this.incarnations.set(op.key, incarnation);
+          // A new incarnation has no inline deliveries: only `deliveries` rows count (of a
+          // client without a session, which the broker never writes but the contract allows).
+          this.maxSeq.set(op.key, (s.maxTableSeq.get(op.key) as { m: number }).m);
+        }
+        s.putSession.run(op.key, op.a === Infinity ? -1 : op.a, incarnation);
         break;
+      }
       case Op.SessionDisconnected:
         s.sessionDisconnected.run(op.a, op.key);
         break;
@@ -525,6 +685,27 @@ export class BatchWriter {
         args[a++] = m.timestamp;
         args[a++] = m.expiresAt;
         args[a++] = m.properties === undefined ? null : encodeProperties(m.properties);
+        const net = puts[j]!;
+        const d = net.inline;
+        // Still the message's delivery and still there at the end of the batch?
+        if (d !== null && d.kind === PUT && (d.row as PersistedDelivery).messageId === net.key) {
+          const row = d.row as PersistedDelivery;
+          args[a++] = net.inlineClient;
+          args[a++] = net.inlineIncarnation;
+          args[a++] = row.seq;
+          args[a++] = row.qos | (row.retain ? 4 : 0);
+          args[a++] = encodeSubscriptionIds(row.subscriptionIds);
+          if (d.state >= 0) {
+            args[a++] = d.packetId;
+            args[a++] = d.state;
+          } else {
+            args[a++] = row.packetId;
+            args[a++] = stateCode(row.state);
+          }
+        } else {
+          if (d !== null) d.inlined = false; // a put left goes to `deliveries`
+          a += 7; // the args are null between statements (SizedStatement.run)
+        }
       }
       st.run(n);
     }
@@ -544,26 +725,22 @@ export class BatchWriter {
       absent.length = 0;
       for (const d of c.deliveries.list) {
         if (d.kind === PUT) {
+          if (d.inlined) continue;
+          if (d.reput) s.clearInlineAny.run(clientId, d.key);
           puts.push(d);
           putClients.push(clientId);
         } else if (d.kind === ABSENT) {
           absent.push(d);
+          if (d.messageId !== 0 && (d.message === null || d.message.kind !== ABSENT)) s.clearInline.run(d.messageId, clientId, d.key);
         } else if (!c.cleared) {
           s.updateDelivery.run(d.state, d.packetId, clientId, d.key);
+          if (d.messageId !== 0) s.updateInline.run(d.state, d.packetId, d.messageId, clientId, d.key);
         }
       }
       if (absent.length === 0 || c.cleared) continue;
       // A row is there to delete unless a put of the batch was undone and its seq is above
       // the client's watermark (read now, before this batch writes the client's rows).
-      let wm = Infinity;
-      if (c.undone) {
-        let known = this.maxSeq.get(clientId);
-        if (known === undefined) {
-          known = (s.maxSeq.get(clientId) as { m: number }).m;
-          this.maxSeq.set(clientId, known);
-        }
-        wm = known;
-      }
+      const wm = c.undone ? this.watermark(clientId) : Infinity;
       this.deleteKeys(absent, (key) => key <= wm, clientId, s.deleteDeliveryRange, s.deleteDeliveries);
     }
 
