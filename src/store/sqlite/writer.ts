@@ -316,6 +316,8 @@ class ClientBatch {
   undone = false;
   /** Largest seq the batch puts (-1: none). */
   maxPutSeq = -1;
+  /** Largest seq the batch writes as a `deliveries` row (-1: none). */
+  maxTablePutSeq = -1;
 }
 
 const byKey = (a: Net, b: Net): number => a.key - b.key;
@@ -329,6 +331,11 @@ export class BatchWriter {
    * of its incarnation) has a larger seq. Absent: not known yet.
    */
   private readonly maxSeq = new Map<string, number>();
+  /**
+   * client id -> no `deliveries` row of that client has a larger seq (inline copies aside):
+   * a delete above it has no row to delete there. Absent: not read yet (an indexed query).
+   */
+  private readonly maxTableSeq = new Map<string, number>();
   /** client id -> its session row's incarnation (-1: no row). Absent: not read yet. */
   private readonly incarnations = new Map<string, number>();
   /** The largest incarnation given or on disk (-1: not read yet; open() reads no table). */
@@ -366,6 +373,16 @@ export class BatchWriter {
   rolledBack(): void {
     this.incarnations.clear();
     this.maxSeq.clear();
+    this.maxTableSeq.clear();
+  }
+
+  private tableWatermark(clientId: string): number {
+    let known = this.maxTableSeq.get(clientId);
+    if (known === undefined) {
+      known = (this.st.maxTableSeq.get(clientId) as { m: number }).m;
+      this.maxTableSeq.set(clientId, known);
+    }
+    return known;
   }
 
   /** What load() read: each session's incarnation and largest seq, so none is queried later. */
@@ -407,15 +424,18 @@ export class BatchWriter {
   /** The transaction committed: what the batch wrote raises the watermarks. */
   committed(): void {
     if (this.maxPutMessageId > this.maxMessageId) this.maxMessageId = this.maxPutMessageId;
-    if (this.maxSeq.size === 0) return; // nothing known, nothing to raise or drop
+    if (this.maxSeq.size === 0 && this.maxTableSeq.size === 0) return; // nothing known, nothing to raise
     for (const c of this.clientList) {
       if (c.cleared) {
         // deleteSession took every row; what the batch put after it is all there is.
         this.maxSeq.set(c.clientId, Math.max(0, c.maxPutSeq));
+        this.maxTableSeq.set(c.clientId, Math.max(0, c.maxTablePutSeq));
         continue;
       }
       const known = this.maxSeq.get(c.clientId);
       if (known !== undefined && c.maxPutSeq > known) this.maxSeq.set(c.clientId, c.maxPutSeq);
+      const table = this.maxTableSeq.get(c.clientId);
+      if (table !== undefined && c.maxTablePutSeq > table) this.maxTableSeq.set(c.clientId, c.maxTablePutSeq);
     }
   }
 
@@ -474,6 +494,7 @@ export class BatchWriter {
       c.cleared = false;
       c.undone = false;
       c.maxPutSeq = -1;
+      c.maxTablePutSeq = -1;
       this.clients.set(clientId, c);
       this.clientList.push(c);
     }
@@ -592,6 +613,7 @@ export class BatchWriter {
         c.cleared = true;
         c.undone = false;
         c.maxPutSeq = -1;
+        c.maxTablePutSeq = -1;
         break;
       }
       case Op.PutSession: {
@@ -727,6 +749,7 @@ export class BatchWriter {
         if (d.kind === PUT) {
           if (d.inlined) continue;
           if (d.reput) s.clearInlineAny.run(clientId, d.key);
+          if (d.key > c.maxTablePutSeq) c.maxTablePutSeq = d.key;
           puts.push(d);
           putClients.push(clientId);
         } else if (d.kind === ABSENT) {
@@ -740,7 +763,9 @@ export class BatchWriter {
       if (absent.length === 0 || c.cleared) continue;
       // A row is there to delete unless a put of the batch was undone and its seq is above
       // the client's watermark (read now, before this batch writes the client's rows).
-      const wm = c.undone ? this.watermark(clientId) : Infinity;
+      // Only seqs up to the client's table watermark (read now, before this batch writes the
+      // client's rows) can have a row: an inline copy goes with its message or clearInline.
+      const wm = this.tableWatermark(clientId);
       this.deleteKeys(absent, (key) => key <= wm, clientId, s.deleteDeliveryRange, s.deleteDeliveries);
     }
 
