@@ -49,13 +49,6 @@ export interface CreateBrokerOptions {
   sources?: Omit<LoadConfigOptions, 'values'>;
 }
 
-/**
- * A batch of this many writes is committed at the next packet boundary rather than at the
- * end of the turn (connection/flush.ts commitIfDue): 100 QoS 1 pairs to persistent sessions
- * 5-10% faster, fan-in unchanged (docs/benchmarks.md, session 4).
- */
-const EARLY_COMMIT_OPS = 1024;
-
 /** How often a failing durable store is checked for recovery (app.ts scheduleStoreProbe). */
 const STORE_PROBE_MS = 500;
 
@@ -132,10 +125,7 @@ export class Petrel {
     });
     this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
-    this.committer = {
-      commit: () => this.commitStore(),
-      due: () => this.store !== null && this.store.pendingOps >= EARLY_COMMIT_OPS,
-    };
+    this.committer = { commit: () => this.commitStore() };
     const management = new Management(this.broker);
     this.traces = new Traces({
       hooks: this.hooks,

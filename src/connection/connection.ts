@@ -35,7 +35,7 @@ import {
   type ShutdownCheck,
   type Throttled,
 } from '../transport/index.js';
-import { commitIfDue, scheduleFlush, type Flushable } from './flush.js';
+import { scheduleFlush, type Flushable } from './flush.js';
 
 /** Queued + socket-buffered bytes above which a connection stops taking more (EMQX: 1MB). */
 export const HIGH_WATERMARK = 1024 * 1024;
@@ -299,7 +299,6 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     if (!this.throttled && (lf === null || !lf.active)) {
       this.decoder.feed(chunk);
       this.channel.readTime = 0;
-      commitIfDue();
       return;
     }
     // Reading is paused while anything is held, so a second chunk is rare (one already in
@@ -307,7 +306,6 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     this.heldBytes = this.heldBytes === null ? chunk : Buffer.concat([this.heldBytes, chunk]);
     this.pump();
     this.channel.readTime = 0;
-    commitIfDue();
   }
 
   // PacketSink

@@ -21,8 +21,6 @@ export interface Flushable {
 /** Something that commits once per turn before any socket write; false when it failed. */
 export interface Committer {
   commit(): boolean;
-  /** True when the batch has grown large enough to commit before the turn ends. */
-  due?(): boolean;
 }
 
 const dirty: Flushable[] = [];
@@ -31,10 +29,6 @@ let scheduled = false;
 
 function flushAll(): void {
   scheduled = false;
-  commitAndFlush();
-}
-
-function commitAndFlush(): void {
   let committed = true;
   for (const c of committers) if (!c.commit()) committed = false;
   // A flush may make a connection dirty again (drain -> session sends more): those land in
@@ -42,22 +36,6 @@ function commitAndFlush(): void {
   const batch = dirty.splice(0, dirty.length);
   if (committed) for (const c of batch) c.flush();
   else for (const c of batch) c.abort();
-}
-
-/**
- * Called between packets (after a socket chunk is decoded): commits and flushes now if a
- * committer's batch is due. A turn that reads many sockets would otherwise hold every
- * acknowledgement until all of them are read and one large batch committed, while the
- * clients (and the other core) wait: committing a large batch early lets them go on.
- * Only ever between whole packets, so a message's writes are never split across batches.
- */
-export function commitIfDue(): void {
-  for (const c of committers) {
-    if (c.due !== undefined && c.due()) {
-      commitAndFlush(); // the turn's setImmediate stays scheduled for what comes after
-      return;
-    }
-  }
 }
 
 /** Ensures one flush turn is scheduled (also used by a store with writes but no socket bytes). */

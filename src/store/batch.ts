@@ -60,11 +60,6 @@ export abstract class BatchRecorder {
     return this.count > 0;
   }
 
-  /** Writes recorded in the current batch. */
-  get pendingOps(): number {
-    return this.count;
-  }
-
   /** Forgets the current batch (after commit, on failure, on close). */
   protected discard(): void {
     const ops = this.ops;

@@ -140,8 +140,6 @@ export interface DurableStore {
   // --- group commit --------------------------------------------------------------------
   /** True when writes await commit. */
   readonly pending: boolean;
-  /** How many writes await commit. */
-  readonly pendingOps: number;
   /** Commits the batch in one transaction. Throws StoreError on failure (batch discarded). */
   commit(): void;
   /** Called when the first write of a batch is recorded (the app schedules a commit). */
