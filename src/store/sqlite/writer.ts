@@ -19,8 +19,9 @@
  *   it, with the hot rows.
  *
  * - A delivery put in the batch that writes its message (a new id, above the watermark), the
- *   first such for that message, at a seq above its session's watermark, goes into the message's row (schema.ts: inline deliveries) when its session's incarnation is
- *   known; it is not written to `deliveries`. Updates and deletes of deliveries from earlier
+ *   first such for that message, at a seq above its session's watermark, goes into the
+ *   message's row (schema.ts: inline deliveries) when its session's incarnation is known; it
+ *   is not written to `deliveries`. Updates and deletes of deliveries from earlier
  *   batches carry the message id: they change or clear the inline copy too (`WHERE id = ? AND
  *   d_client = ? AND d_seq = ?`, no row when the delivery is a `deliveries` row), except a
  *   delete whose message the batch deletes as well (the usual acknowledgement).
@@ -717,13 +718,7 @@ export class BatchWriter {
           args[a++] = row.seq;
           args[a++] = row.qos | (row.retain ? 4 : 0);
           args[a++] = encodeSubscriptionIds(row.subscriptionIds);
-          if (d.state >= 0) {
-            args[a++] = d.packetId;
-            args[a++] = d.state;
-          } else {
-            args[a++] = row.packetId;
-            args[a++] = stateCode(row.state);
-          }
+          a = putState(args, a, d, row);
         } else {
           if (d !== null) d.inlined = false; // a put left goes to `deliveries`
           a += 7; // the args are null between statements (SizedStatement.run)
@@ -783,13 +778,7 @@ export class BatchWriter {
         args[a++] = d.qos;
         args[a++] = d.retain ? 1 : 0;
         args[a++] = encodeSubscriptionIds(d.subscriptionIds);
-        if (net.state >= 0) {
-          args[a++] = net.packetId;
-          args[a++] = net.state;
-        } else {
-          args[a++] = d.packetId;
-          args[a++] = stateCode(d.state);
-        }
+        a = putState(args, a, net, d);
       }
       st.run(n);
     }
@@ -850,6 +839,21 @@ export class BatchWriter {
       list.run(n);
     }
   }
+}
+
+/**
+ * A delivery's packet id and state at `args[a]`, `args[a + 1]`: an update folded into the
+ * put (net.state >= 0) wins over the row as put. Returns the next index.
+ */
+function putState(args: unknown[], a: number, net: Net, row: PersistedDelivery): number {
+  if (net.state >= 0) {
+    args[a] = net.packetId;
+    args[a + 1] = net.state;
+  } else {
+    args[a] = row.packetId;
+    args[a + 1] = stateCode(row.state);
+  }
+  return a + 2;
 }
 
 /**
