@@ -190,8 +190,9 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     const db = this.db;
     if (db === null) throw new StoreError(`durable store ${this.file}: load on a closed store`, this.file);
     try {
-      const { state, incarnation } = db.transaction(() => loadState(db))();
+      const { state, incarnation, maxIncarnation } = db.transaction(() => loadState(db))();
       this.writer?.seed(
+        maxIncarnation,
         state.sessions.map((x) => ({
           clientId: x.clientId,
           incarnation: incarnation.get(x.clientId)!,
@@ -252,7 +253,7 @@ interface AwaitingRelRow {
  * Orphans are found while reading, in JS, and deleted one by one afterwards: after a clean
  * run there are none, and anti-join DELETEs would cost seconds on a million-message store.
  */
-function loadState(db: Database.Database): { state: DurableState; incarnation: Map<string, number> } {
+function loadState(db: Database.Database): { state: DurableState; incarnation: Map<string, number>; maxIncarnation: number } {
   // Over every row, orphans included, so no id that was on disk is handed out again.
   const maxRow = db
     .prepare(
@@ -264,8 +265,11 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
   const sessions: PersistedSession[] = [];
   const byClient = new Map<string, PersistedSession>();
   const incarnation = new Map<string, number>();
+  /** Over session rows and inline copies, stale ones included: a new incarnation goes above all. */
+  let maxIncarnation = 0;
   for (const r of db.prepare('SELECT * FROM sessions ORDER BY client_id').iterate() as IterableIterator<SessionRow>) {
     incarnation.set(r.client_id, r.incarnation);
+    if (r.incarnation > maxIncarnation) maxIncarnation = r.incarnation;
     const s: PersistedSession = {
       clientId: r.client_id,
       expiryInterval: r.expiry_interval < 0 ? Infinity : r.expiry_interval,
@@ -312,6 +316,7 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
   const staleInline: number[] = [];
   for (const r of db.prepare('SELECT * FROM messages').iterate() as IterableIterator<MessageWithInlineRow>) {
     messages.set(r.id, rowToMessage(r));
+    if (r.d_incarnation !== null && r.d_incarnation > maxIncarnation) maxIncarnation = r.d_incarnation;
     if (r.d_client === null) continue;
     const s = byClient.get(r.d_client);
     if (s === undefined || incarnation.get(r.d_client) !== r.d_incarnation) {
@@ -394,7 +399,7 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     delayed.push({ message: rowToMessage(r), dueAt: r.due_at });
   }
 
-  return { state: { sessions, messages, retained, wills, delayed, maxMessageId: maxRow.m }, incarnation };
+  return { state: { sessions, messages, retained, wills, delayed, maxMessageId: maxRow.m }, incarnation, maxIncarnation };
 }
 
 /** The problem in an error, with SQLite's or the OS's code: "file is not a database (SQLITE_NOTADB)". */

@@ -386,8 +386,12 @@ export class BatchWriter {
     return known;
   }
 
-  /** What load() read: each session's incarnation and largest seq, so none is queried later. */
-  seed(sessions: ReadonlyArray<{ clientId: string; incarnation: number; maxSeq: number }>): void {
+  /**
+   * What load() read: the largest incarnation on disk, each session's incarnation and largest
+   * seq, so that none is queried (or `messages` scanned) later.
+   */
+  seed(maxIncarnation: number, sessions: ReadonlyArray<{ clientId: string; incarnation: number; maxSeq: number }>): void {
+    if (maxIncarnation > this.lastIncarnation) this.lastIncarnation = maxIncarnation;
     for (const x of sessions) {
       this.incarnations.set(x.clientId, x.incarnation);
       this.maxSeq.set(x.clientId, x.maxSeq);
