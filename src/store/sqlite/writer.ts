@@ -236,9 +236,7 @@ class Net {
   inlineClient = '';
   inlineIncarnation = 0;
   // Deliveries:
-  /** The message's row holds this delivery (decided when read, confirmed by writeMessages). */
-  inlined = false;
-  /** The message Net whose row holds it. */
+  /** The message Net whose row holds this delivery (decided when read, confirmed by writeMessages); null: a `deliveries` row. */
   inlineOf: Net | null = null;
   /** Some op of the batch put this delivery. */
   put = false;
@@ -480,7 +478,6 @@ export class BatchWriter {
     n.inline = null;
     n.inlineClient = '';
     n.inlineIncarnation = 0;
-    n.inlined = false;
     n.inlineOf = null;
     n.put = false;
     n.reput = false;
@@ -516,7 +513,7 @@ export class BatchWriter {
         if (m === undefined) this.messages.add((m = this.net(op.a)), true);
         m.kind = PUT;
         m.row = op.obj as StoredMessage;
-        if (m.inline !== null) m.inline.inlined = false; // put again: its delivery goes to `deliveries`
+        if (m.inline !== null) m.inline.inlineOf = null; // put again: its delivery goes to `deliveries`
         m.inline = null;
         if (op.a > this.maxPutMessageId) this.maxPutMessageId = op.a;
         this.lastPutMessage = m;
@@ -527,7 +524,7 @@ export class BatchWriter {
         if (m === undefined) this.messages.add((m = this.net(op.a)), false);
         m.kind = ABSENT;
         m.row = null;
-        if (m.inline !== null) m.inline.inlined = false;
+        if (m.inline !== null) m.inline.inlineOf = null;
         m.inline = null;
         const d = this.lastDeletedDelivery;
         if (d !== null && d.messageId === op.a) d.message = m;
@@ -541,7 +538,6 @@ export class BatchWriter {
         d.row = op.obj as PersistedDelivery;
         d.state = -1;
         d.put = true;
-        d.inlined = false;
         // Put again: whatever row held it inline no longer does (decided afresh below).
         if (d.inlineOf !== null && d.inlineOf.inline === d) d.inlineOf.inline = null;
         d.inlineOf = null;
@@ -556,7 +552,6 @@ export class BatchWriter {
             m.inline = d;
             m.inlineClient = op.key;
             m.inlineIncarnation = incarnation;
-            d.inlined = true;
             d.inlineOf = m;
           }
         }
@@ -609,10 +604,7 @@ export class BatchWriter {
         // Inline copies in messages this batch writes go with them (their Nets stay in the
         // pool until reset(), so the message Nets still see them, now ABSENT); inline copies
         // already on disk are left: their incarnation no longer matches any session row.
-        for (const d of c.deliveries.list) {
-          d.kind = ABSENT;
-          d.messageId = 0;
-        }
+        for (const d of c.deliveries.list) d.kind = ABSENT;
         c.deliveries.clear();
         c.rel.clear();
         c.cleared = true;
@@ -724,7 +716,7 @@ export class BatchWriter {
           args[a++] = encodeSubscriptionIds(row.subscriptionIds);
           a = putState(args, a, d, row);
         } else {
-          if (d !== null) d.inlined = false; // a put left goes to `deliveries`
+          if (d !== null) d.inlineOf = null; // a put left goes to `deliveries`
           a += 7; // the args are null between statements (SizedStatement.run)
         }
       }
@@ -746,7 +738,7 @@ export class BatchWriter {
       absent.length = 0;
       for (const d of c.deliveries.list) {
         if (d.kind === PUT) {
-          if (d.inlined) continue;
+          if (d.inlineOf !== null) continue;
           if (d.reput) s.clearInlineAny.run(clientId, d.key);
           if (d.key > c.maxTablePutSeq) c.maxTablePutSeq = d.key;
           puts.push(d);
