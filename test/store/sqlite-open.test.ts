@@ -341,3 +341,30 @@ test('sqlite: a schema 2 database (deliveries only in their own table) migrates 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sqlite: an inline delivery without its seq or state (a foreign write) is dropped at load, not restored half', () => {
+  const dir = tempDir();
+  try {
+    let s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    s.load(0);
+    s.putSession('c', 60_000);
+    s.putMessage(message(1));
+    s.putDelivery('c', { seq: 1, messageId: 1, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+    s.putMessage(message(2));
+    s.putDelivery('c', { seq: 2, messageId: 2, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+    s.commit();
+    s.close();
+    const raw = new Database(join(dir, DATABASE_FILE));
+    raw.prepare('UPDATE messages SET d_seq = NULL WHERE id = 1').run();
+    raw.close();
+    s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    const st = s.load(0);
+    assert.deepEqual(st.sessions[0]!.deliveries.map((d) => [d.seq, d.messageId]), [[2, 2]]);
+    assert.deepEqual([...st.messages.keys()], [2], 'message 1, referenced by nothing valid, is dropped');
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -319,7 +319,9 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     if (r.d_incarnation !== null && r.d_incarnation > maxIncarnation) maxIncarnation = r.d_incarnation;
     if (r.d_client === null) continue;
     const s = byClient.get(r.d_client);
-    if (s === undefined || incarnation.get(r.d_client) !== r.d_incarnation) {
+    // A copy of no current session (deleted, an earlier incarnation), or one a foreign write
+    // left without its seq or state, counts for nothing.
+    if (s === undefined || incarnation.get(r.d_client) !== r.d_incarnation || r.d_seq === null || r.d_state === null) {
       staleInline.push(r.id);
       continue;
     }
