@@ -6,6 +6,7 @@
  */
 import type { PersistedDelayed, PersistedDelivery, PersistedSubscription, PersistedWill } from './durable.js';
 import type { StoredMessage } from './types.js';
+import { PoolSize } from './pool.js';
 
 /** What an op does. Numbers, so that applying a batch is one integer switch per op. */
 export const Op = {
@@ -46,13 +47,14 @@ export class OpRecord {
   obj: StoredMessage | PersistedSubscription | PersistedDelivery | PersistedWill | PersistedDelayed | null = null;
 }
 
-/** Pool entries kept after a batch; a burst bigger than this is let go for the GC. */
-const POOL_KEEP = 4096;
+/** Pool entries always kept after a batch; beyond this, what recent batches used (pool.ts). */
+const POOL_MIN = 4096;
 
 export abstract class BatchRecorder {
   /** Ops of the current batch are `ops[0 .. count)`; entries beyond are the free pool. */
   protected readonly ops: OpRecord[] = [];
   protected count = 0;
+  private readonly poolSize = new PoolSize(POOL_MIN);
 
   onDirty: () => void = () => {};
 
@@ -64,8 +66,9 @@ export abstract class BatchRecorder {
   protected discard(): void {
     const ops = this.ops;
     for (let i = 0; i < this.count; i++) ops[i]!.obj = null; // don't pin payloads
+    const keep = this.poolSize.keep(this.count);
     this.count = 0;
-    if (ops.length > POOL_KEEP) ops.length = POOL_KEEP;
+    if (ops.length > keep) ops.length = keep;
   }
 
   private record(kind: OpKind, key: string, a: number, b: number, obj: OpRecord['obj'], key2 = '', c = 0): void {

@@ -348,7 +348,8 @@ function sameState(got: DurableState, want: DurableState, where: string): void {
 }
 
 test('sqlite writer: random batches end in the state the in-memory reference store reaches', () => {
-  const SEEDS = 40;
+  // PETREL_WRITER_SEEDS=600 for a longer run after changing the writer.
+  const SEEDS = Number(process.env.PETREL_WRITER_SEEDS ?? 40);
   const BATCHES = 30;
   for (let seed = 1; seed <= SEEDS; seed++) {
     const rnd = prng(seed);

@@ -39,6 +39,7 @@ import type { PersistedDelayed, PersistedDelivery, PersistedSubscription, Persis
 import type { StoredMessage } from '../types.js';
 import { Op, type OpRecord } from '../batch.js';
 import { encodeProperties, encodeSubscriptionIds, stateCode } from './columns.js';
+import { PoolSize } from '../pool.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
@@ -48,8 +49,10 @@ type Stmt = Database.Statement<unknown[], unknown>;
  * element through the V8 API, which made binding a third dearer.
  */
 const CHUNK = 32;
-/** Net entries and client buckets kept for the next batch; a bigger burst is left to the GC. */
-const POOL_KEEP = 4096;
+/** Net entries always kept for the next batch; beyond this, what recent batches used (pool.ts). */
+const POOL_MIN = 4096;
+/** Client buckets kept for the next batch; a bigger burst is left to the GC. */
+const CLIENT_POOL_KEEP = 4096;
 
 const MSG_COLS = 'topic, payload, qos, retain, sender, timestamp, expires_at, properties';
 const MSG_VALS = '?, ?, ?, ?, ?, ?, ?, ?';
@@ -249,16 +252,77 @@ class Net {
 }
 
 /**
+ * key -> Net for the keys of one batch, by open addressing over arrays kept from batch to
+ * batch and cleared by bumping a generation: a Map cleared after every batch regrew its table
+ * at every batch (a third of what the writer allocated with 100 QoS 1 pairs). Keys are ids
+ * and seqs, mostly consecutive, so the low bits spread them without a hash.
+ */
+class NetIndex {
+  private keys = new Float64Array(64);
+  private nets: Array<Net | null> = new Array<Net | null>(64).fill(null);
+  private gens = new Uint32Array(64);
+  private gen = 1;
+  private count = 0;
+
+  get(key: number): Net | undefined {
+    const mask = this.keys.length - 1;
+    for (let i = key & mask; this.gens[i] === this.gen; i = (i + 1) & mask) {
+      if (this.keys[i] === key) return this.nets[i]!;
+    }
+    return undefined;
+  }
+
+  /** Adds a key that `get` did not find. */
+  add(key: number, net: Net): void {
+    if ((this.count + 1) * 2 > this.keys.length) this.grow();
+    const mask = this.keys.length - 1;
+    let i = key & mask;
+    while (this.gens[i] === this.gen) i = (i + 1) & mask;
+    this.gens[i] = this.gen;
+    this.keys[i] = key;
+    this.nets[i] = net;
+    this.count++;
+  }
+
+  clear(): void {
+    this.count = 0;
+    if (++this.gen === 0xffffffff) {
+      this.gens.fill(0);
+      this.gen = 1;
+    }
+  }
+
+  private grow(): void {
+    const { keys, nets, gens, gen } = this;
+    const size = keys.length * 2;
+    this.keys = new Float64Array(size);
+    this.nets = new Array<Net | null>(size).fill(null);
+    this.gens = new Uint32Array(size);
+    this.gen = 1;
+    this.count = 0;
+    for (let i = 0; i < keys.length; i++) if (gens[i] === gen) this.add(keys[i]!, nets[i]!);
+  }
+}
+
+/** Entries of a NetSet's list kept past a batch that used fewer (a burst's are let go). */
+const LIST_KEEP = 16384;
+
+/**
  * The nets of one table (messages) or of one client's rows of a table (deliveries), in the
  * order their keys first appeared. Finding a key's net needs no index while the batch
  * records keys in the usual order: puts at ascending keys above every other key (new
  * messages and deliveries), other ops at ascending keys below every put key (acknowledged
- * ones). An op that breaks that order switches the set to a Map index for the rest of the
+ * ones). An op that breaks that order switches the set to an index for the rest of the
  * batch.
  */
 class NetSet {
+  /**
+   * The nets are `list[0 .. size)`. The array is not truncated between batches (truncating
+   * it gave back its storage, regrown at every batch); what is beyond `size` is stale.
+   */
   readonly list: Net[] = [];
-  private readonly index = new Map<number, Net>();
+  size = 0;
+  private index: NetIndex | null = null;
   private indexed = false;
   /** Put keys so far (ascending while not indexed): the first and the last. */
   private firstUp = Infinity;
@@ -266,25 +330,22 @@ class NetSet {
   /** Other keys so far (ascending while not indexed): the last. */
   private lastLow = -Infinity;
 
-  get size(): number {
-    return this.list.length;
-  }
-
   /** The net of `key`, if the batch has one; `up`: asked for a put. */
   get(key: number, up: boolean): Net | undefined {
     if (!this.indexed) {
       if (up ? key > this.lastUp && key > this.lastLow : key > this.lastLow && key < this.firstUp) return undefined;
-      for (const n of this.list) this.index.set(n.key, n);
+      const index = (this.index ??= new NetIndex());
+      for (let i = 0; i < this.size; i++) index.add(this.list[i]!.key, this.list[i]!);
       this.indexed = true;
     }
-    return this.index.get(key);
+    return this.index!.get(key);
   }
 
   /** Adds the net of a key that `get(key, up)` just did not find. */
   add(net: Net, up: boolean): void {
-    this.list.push(net);
+    this.list[this.size++] = net;
     if (this.indexed) {
-      this.index.set(net.key, net);
+      this.index!.add(net.key, net);
     } else if (up) {
       if (this.firstUp === Infinity) this.firstUp = net.key;
       this.lastUp = net.key;
@@ -294,8 +355,9 @@ class NetSet {
   }
 
   clear(): void {
-    this.list.length = 0;
-    if (this.indexed) this.index.clear();
+    if (this.list.length > LIST_KEEP && this.size < LIST_KEEP) this.list.length = LIST_KEEP;
+    this.size = 0;
+    if (this.indexed) this.index!.clear();
     this.indexed = false;
     this.firstUp = Infinity;
     this.lastUp = -Infinity;
@@ -318,8 +380,6 @@ class ClientBatch {
   /** Largest seq the batch writes as a `deliveries` row (-1: none). */
   maxTablePutSeq = -1;
 }
-
-const byKey = (a: Net, b: Net): number => a.key - b.key;
 
 export class BatchWriter {
   private readonly st: Statements;
@@ -354,14 +414,17 @@ export class BatchWriter {
   private maxPutMessageId = 0;
   private readonly netPool: Net[] = [];
   private netCount = 0;
+  private readonly poolSize = new PoolSize(POOL_MIN);
   private readonly clientPool: ClientBatch[] = [];
   /** The bucket `client()` returned last: consecutive ops are mostly for one client. */
   private lastClient: ClientBatch | null = null;
-  // Scratch, reused.
+  // Scratch, reused. Filled by index, not emptied after a batch (truncating an array gives back its
+  // storage: regrown at every batch); what lies beyond a batch's count is stale.
   private readonly puts: Net[] = [];
   private readonly putClients: string[] = [];
-  private readonly absent: Net[] = [];
-  private readonly singles: number[] = [];
+  /** Keys of the rows a write*() deletes, `absentKeys[0 .. absentCount)`. */
+  private absentKeys = new Float64Array(64);
+  private absentCount = 0;
 
   constructor(db: Database.Database) {
     this.st = prepareStatements(db);
@@ -446,13 +509,14 @@ export class BatchWriter {
   reset(): void {
     const pool = this.netPool;
     for (let i = 0; i < this.netCount; i++) pool[i]!.row = null; // don't pin payloads
+    const keep = this.poolSize.keep(this.netCount);
     this.netCount = 0;
-    if (pool.length > POOL_KEEP) pool.length = POOL_KEEP;
+    if (pool.length > keep) pool.length = keep;
     this.messages.clear();
     for (const c of this.clientList) {
       c.deliveries.clear();
       c.rel.clear();
-      if (this.clientPool.length < POOL_KEEP) this.clientPool.push(c);
+      if (this.clientPool.length < CLIENT_POOL_KEEP) this.clientPool.push(c);
     }
     this.clients.clear();
     this.clientList.length = 0;
@@ -461,9 +525,10 @@ export class BatchWriter {
     this.maxPutMessageId = 0;
     this.lastPutMessage = null;
     this.lastDeletedDelivery = null;
-    this.puts.length = 0;
-    this.putClients.length = 0;
-    this.absent.length = 0;
+    if (this.puts.length > keep) {
+      this.puts.length = keep;
+      this.putClients.length = keep;
+    }
   }
 
   private net(key: number): Net {
@@ -604,7 +669,7 @@ export class BatchWriter {
         // Inline copies in messages this batch writes go with them (their Nets stay in the
         // pool until reset(), so the message Nets still see them, now ABSENT); inline copies
         // already on disk are left: their incarnation no longer matches any session row.
-        for (const d of c.deliveries.list) d.kind = ABSENT;
+        for (let i = 0; i < c.deliveries.size; i++) c.deliveries.list[i]!.kind = ABSENT;
         c.deliveries.clear();
         c.rel.clear();
         c.cleared = true;
@@ -675,22 +740,23 @@ export class BatchWriter {
   }
 
   private writeMessages(): void {
-    if (this.messages.size === 0) return;
+    const messages = this.messages;
+    if (messages.size === 0) return;
     const puts = this.puts;
-    const absent = this.absent;
-    puts.length = 0;
-    absent.length = 0;
-    for (const m of this.messages.list) (m.kind === PUT ? puts : absent).push(m);
-
-    // Deletes: a row is there to delete only when its id is not above the watermark.
-    const wm = this.maxMessageId;
-    if (absent.length > 0) {
-      this.deleteKeys(absent, (key) => key <= wm, null, this.st.deleteMessageRange, this.st.deleteMessages);
+    let putCount = 0;
+    this.absentCount = 0;
+    for (let i = 0; i < messages.size; i++) {
+      const m = messages.list[i]!;
+      if (m.kind === PUT) puts[putCount++] = m;
+      else this.addAbsent(m.key);
     }
 
+    // Deletes: a row is there to delete only when its id is not above the watermark.
+    if (this.absentCount > 0) this.deleteKeys(this.maxMessageId, null, this.st.deleteMessageRange, this.st.deleteMessages);
+
     const st = this.st.putMessages;
-    for (let i = 0; i < puts.length; i += CHUNK) {
-      const n = Math.min(CHUNK, puts.length - i);
+    for (let i = 0; i < putCount; i += CHUNK) {
+      const n = Math.min(CHUNK, putCount - i);
       const args = st.args(n);
       let a = 0;
       for (let j = i; j < i + n; j++) {
@@ -729,40 +795,37 @@ export class BatchWriter {
     const s = this.st;
     const puts = this.puts;
     const putClients = this.putClients;
-    const absent = this.absent;
-    puts.length = 0;
-    putClients.length = 0;
+    let putCount = 0;
     for (const c of this.clientList) {
-      if (c.deliveries.size === 0) continue;
+      const deliveries = c.deliveries;
+      if (deliveries.size === 0) continue;
       const clientId = c.clientId;
-      absent.length = 0;
-      for (const d of c.deliveries.list) {
+      this.absentCount = 0;
+      for (let i = 0; i < deliveries.size; i++) {
+        const d = deliveries.list[i]!;
         if (d.kind === PUT) {
           if (d.inlineOf !== null) continue;
           if (d.reput) s.clearInlineAny.run(clientId, d.key);
           if (d.key > c.maxTablePutSeq) c.maxTablePutSeq = d.key;
-          puts.push(d);
-          putClients.push(clientId);
+          putClients[putCount] = clientId;
+          puts[putCount++] = d;
         } else if (d.kind === ABSENT) {
-          absent.push(d);
+          this.addAbsent(d.key);
           if (d.messageId !== 0 && (d.message === null || d.message.kind !== ABSENT)) s.clearInline.run(d.messageId, clientId, d.key);
         } else if (!c.cleared) {
           s.updateDelivery.run(d.state, d.packetId, clientId, d.key);
           if (d.messageId !== 0) s.updateInline.run(d.state, d.packetId, d.messageId, clientId, d.key);
         }
       }
-      if (absent.length === 0 || c.cleared) continue;
-      // A row is there to delete unless a put of the batch was undone and its seq is above
-      // the client's watermark (read now, before this batch writes the client's rows).
+      if (this.absentCount === 0 || c.cleared) continue;
       // Only seqs up to the client's table watermark (read now, before this batch writes the
       // client's rows) can have a row: an inline copy goes with its message or clearInline.
-      const wm = this.tableWatermark(clientId);
-      this.deleteKeys(absent, (key) => key <= wm, clientId, s.deleteDeliveryRange, s.deleteDeliveries);
+      this.deleteKeys(this.tableWatermark(clientId), clientId, s.deleteDeliveryRange, s.deleteDeliveries);
     }
 
     const st = s.putDeliveries;
-    for (let i = 0; i < puts.length; i += CHUNK) {
-      const n = Math.min(CHUNK, puts.length - i);
+    for (let i = 0; i < putCount; i += CHUNK) {
+      const n = Math.min(CHUNK, putCount - i);
       const args = st.args(n);
       let a = 0;
       for (let j = i; j < i + n; j++) {
@@ -792,47 +855,53 @@ export class BatchWriter {
     }
   }
 
+  private addAbsent(key: number): void {
+    if (this.absentCount === this.absentKeys.length) {
+      const bigger = new Float64Array(this.absentKeys.length * 2);
+      bigger.set(this.absentKeys);
+      this.absentKeys = bigger;
+    }
+    this.absentKeys[this.absentCount++] = key;
+  }
+
   /**
-   * Deletes the rows of `absent` that `mayExist` says may be there: every run of consecutive
-   * keys holding at least one such row with one range DELETE (deleting the others of the run
-   * too is harmless: they are absent at the end of the batch), and the keys left alone in IN
-   * lists. `clientId`, unless null, is the first parameter of the statements.
+   * Deletes the rows of the keys `absentKeys[0 .. absentCount)` that may be there (not above
+   * `watermark`): every run of consecutive keys holding at least one such row with one range
+   * DELETE (deleting the others of the run too is harmless: they are absent at the end of the
+   * batch), and the keys left alone in IN lists. `clientId`, unless null, is the first
+   * parameter of the statements.
    */
-  private deleteKeys(
-    absent: Net[],
-    mayExist: (key: number) => boolean,
-    clientId: string | null,
-    range: Stmt,
-    list: SizedStatement,
-  ): void {
+  private deleteKeys(watermark: number, clientId: string | null, range: Stmt, list: SizedStatement): void {
+    const n = this.absentCount;
+    let keys = this.absentKeys;
     let sorted = true;
-    for (let i = 1; i < absent.length && sorted; i++) sorted = absent[i - 1]!.key < absent[i]!.key;
-    if (!sorted) absent.sort(byKey);
-    const singles = this.singles;
-    singles.length = 0;
-    for (let i = 0; i < absent.length; ) {
-      const lo = absent[i]!.key;
-      let must = mayExist(lo);
+    for (let i = 1; i < n && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+    // A typed array sorts numerically in place, allocating nothing on the heap.
+    if (!sorted) keys = keys.subarray(0, n).sort();
+    let singles = 0;
+    for (let i = 0; i < n; ) {
+      const lo = keys[i]!;
+      let must = lo <= watermark;
       let j = i + 1;
-      while (j < absent.length && absent[j]!.key === absent[j - 1]!.key + 1) {
-        if (!must) must = mayExist(absent[j]!.key);
+      while (j < n && keys[j] === keys[j - 1]! + 1) {
+        if (!must) must = keys[j]! <= watermark;
         j++;
       }
       if (must) {
-        if (j - i === 1) singles.push(lo);
-        else if (clientId === null) range.run(lo, absent[j - 1]!.key);
-        else range.run(clientId, lo, absent[j - 1]!.key);
+        // Singles go to the front of the array, behind the runs already read.
+        if (j - i === 1) keys[singles++] = lo;
+        else if (clientId === null) range.run(lo, keys[j - 1]!);
+        else range.run(clientId, lo, keys[j - 1]!);
       }
       i = j;
     }
-    if (singles.length === 0) return;
     const first = clientId === null ? 0 : 1;
-    for (let i = 0; i < singles.length; i += CHUNK) {
-      const n = Math.min(CHUNK, singles.length - i);
-      const args = list.args(n);
+    for (let i = 0; i < singles; i += CHUNK) {
+      const m = Math.min(CHUNK, singles - i);
+      const args = list.args(m);
       if (first === 1) args[0] = clientId;
-      for (let j = 0; j < n; j++) args[first + j] = singles[i + j];
-      list.run(n);
+      for (let j = 0; j < m; j++) args[first + j] = keys[i + j];
+      list.run(m);
     }
   }
 }
