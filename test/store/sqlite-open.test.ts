@@ -342,6 +342,65 @@ test('sqlite: a schema 2 database (deliveries only in their own table) migrates 
   }
 });
 
+test('sqlite: a schema 3 database migrates to inline deliveries keyed by incarnation, keeping live copies and dropping stale ones', () => {
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'petrel.db');
+    const raw = new Database(file);
+    migrate(raw, file, MIGRATIONS.slice(0, 3));
+    const session = raw.prepare('INSERT INTO sessions (client_id, expiry_interval, disconnected_at, incarnation) VALUES (?, 60000, 0, ?)');
+    session.run('old', 0); // from schema 2: both share incarnation 0
+    session.run('old2', 0);
+    session.run('new', 3);
+    const msg = raw.prepare(
+      `INSERT INTO messages (id, topic, payload, qos, retain, sender, timestamp, expires_at, properties,
+         d_client, d_incarnation, d_seq, d_qos, d_subscription_ids, d_packet_id, d_state)
+       VALUES (?, 't', x'6869', 2, 0, 'p', 1, 0, NULL, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    msg.run(10, 'old', 0, 1, 2 | 4, null, 7, 2); // live: qos 2, retain, pubrel
+    msg.run(11, 'old2', 0, 1, 1, null, 0, 0); // live, queued
+    msg.run(12, 'new', 3, 5, 1, '4,5', 9, 1); // live, two subscription ids
+    msg.run(13, null, 3, 4, 1, null, 0, 0); // cleared copy; a deliveries row keeps the message
+    msg.run(14, 'gone', 2, 1, 1, null, 0, 0); // of a deleted session
+    msg.run(15, 'new', 1, 1, 1, null, 0, 0); // of an earlier incarnation of 'new'
+    raw.prepare(`INSERT INTO deliveries (client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state) VALUES ('new', 6, 13, 1, 0, NULL, 0, 0)`).run();
+    raw.close();
+
+    let s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    const cols = (dbOf(s).prepare("SELECT name FROM pragma_table_info('messages')").all() as { name: string }[]).map((r) => r.name);
+    assert.deepEqual(cols.filter((c) => c.startsWith('d_')), ['d_incarnation', 'd_seq', 'd_subscription_ids', 'd_state']);
+    const incarnations = dbOf(s).prepare('SELECT client_id AS c, incarnation AS i FROM sessions ORDER BY client_id').all() as { c: string; i: number }[];
+    assert.equal(new Set(incarnations.map((r) => r.i)).size, 3, `every session has its own incarnation: ${JSON.stringify(incarnations)}`);
+    let st = s.load(0);
+    const of = (c: string): unknown[] => st.sessions.find((x) => x.clientId === c)!.deliveries.map((d) => [d.seq, d.messageId, d.qos, d.retain, d.subscriptionIds, d.packetId, d.state]);
+    assert.deepEqual(of('old'), [[1, 10, 2, true, [], 7, 'pubrel']]);
+    assert.deepEqual(of('old2'), [[1, 11, 1, false, [], 0, 'queued']]);
+    assert.deepEqual(of('new'), [
+      [5, 12, 1, false, [4, 5], 9, 'publish'],
+      [6, 13, 1, false, [], 0, 'queued'],
+    ]);
+    assert.deepEqual([...st.messages.keys()].sort((a, b) => a - b), [10, 11, 12, 13]);
+    // The sessions from schema 2 now take inline deliveries of their own.
+    s.putMessage(message(20));
+    s.putDelivery('old', { seq: 2, messageId: 20, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+    s.putMessage(message(21));
+    s.putDelivery('old2', { seq: 2, messageId: 21, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
+    s.commit();
+    s.close();
+    s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    st = s.load(0);
+    assert.deepEqual(of('old').map((d) => (d as number[])[1]), [10, 20]);
+    assert.deepEqual(of('old2').map((d) => (d as number[])[1]), [11, 21]);
+    const inline = (dbOf(s).prepare('SELECT count(*) AS n FROM messages WHERE d_incarnation IS NOT NULL').get() as { n: number }).n;
+    assert.equal(inline, 3, 'the new messages are inline (12 too); the copies of schema 2 sessions moved to deliveries');
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('sqlite: an inline delivery without its seq or state (a foreign write) is dropped at load, not restored half', () => {
   const dir = tempDir();
   try {

@@ -376,7 +376,7 @@ test('sqlite writer: random batches end in the state the in-memory reference sto
 function rowCounts(s: SqliteDurableStore): { table: number; inline: number } {
   const db = dbOf(s);
   const table = (db.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n;
-  const inline = (db.prepare('SELECT count(*) AS n FROM messages WHERE d_client IS NOT NULL').get() as { n: number }).n;
+  const inline = (db.prepare('SELECT count(*) AS n FROM messages WHERE d_incarnation IS NOT NULL').get() as { n: number }).n;
   return { table, inline };
 }
 

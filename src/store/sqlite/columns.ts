@@ -49,6 +49,24 @@ export function stateCode(state: 'queued' | 'publish' | 'pubrel'): number {
   return state === 'queued' ? 0 : state === 'publish' ? 1 : 2;
 }
 
+/**
+ * messages.d_state (schema 4): an inline delivery's state (bits 0-1), qos (2-3), retain (4)
+ * and packet id (5 and up) in one integer, one value to bind instead of four.
+ */
+export function packInlineState(state: number, qos: number, retain: boolean, packetId: number): number {
+  return state | (qos << 2) | (retain ? 16 : 0) | (packetId << 5);
+}
+
+/** The bits of d_state a state change rewrites (state and packet id), and a new value of them. */
+export const INLINE_FIXED_BITS = 0b11100;
+export function inlineProgress(state: number, packetId: number): number {
+  return state | (packetId << 5);
+}
+
+export function unpackInlineState(v: number): { state: number; qos: QoS; retain: boolean; packetId: number } {
+  return { state: v & 3, qos: ((v >> 2) & 3) as QoS, retain: (v & 16) !== 0, packetId: v >>> 5 };
+}
+
 /** The message columns of a row, as read back. */
 export interface MessageRow {
   id: number;

@@ -31,7 +31,7 @@ import { BatchRecorder } from '../batch.js';
 import { migrate } from './schema.js';
 import { SqliteRecordStore } from './records.js';
 import type { RecordStore } from '../records.js';
-import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, type MessageRow } from './columns.js';
+import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, unpackInlineState, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
 
 export interface SqliteDurableStoreOptions {
@@ -215,12 +215,9 @@ interface SessionRow {
 
 /** A `messages` row with its inline delivery's columns (schema.ts). */
 interface MessageWithInlineRow extends MessageRow {
-  d_client: string | null;
   d_incarnation: number | null;
   d_seq: number | null;
-  d_qos: number | null;
   d_subscription_ids: number | string | null;
-  d_packet_id: number | null;
   d_state: number | null;
 }
 interface SubscriptionRow {
@@ -265,6 +262,8 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
   const sessions: PersistedSession[] = [];
   const byClient = new Map<string, PersistedSession>();
   const incarnation = new Map<string, number>();
+  /** The session of each incarnation (an inline delivery names its session by incarnation). */
+  const byIncarnation = new Map<number, PersistedSession>();
   /** Over session rows and inline copies, stale ones included: a new incarnation goes above all. */
   let maxIncarnation = 0;
   for (const r of db.prepare('SELECT * FROM sessions ORDER BY client_id').iterate() as IterableIterator<SessionRow>) {
@@ -280,6 +279,7 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     };
     sessions.push(s);
     byClient.set(s.clientId, s);
+    byIncarnation.set(r.incarnation, s);
   }
 
   const orphanSubs: Array<[string, string]> = [];
@@ -316,24 +316,25 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
   const staleInline: number[] = [];
   for (const r of db.prepare('SELECT * FROM messages').iterate() as IterableIterator<MessageWithInlineRow>) {
     messages.set(r.id, rowToMessage(r));
-    if (r.d_incarnation !== null && r.d_incarnation > maxIncarnation) maxIncarnation = r.d_incarnation;
-    if (r.d_client === null) continue;
-    const s = byClient.get(r.d_client);
+    if (r.d_incarnation === null) continue;
+    if (r.d_incarnation > maxIncarnation) maxIncarnation = r.d_incarnation;
+    const s = byIncarnation.get(r.d_incarnation);
     // A copy of no current session (deleted, an earlier incarnation), or one a foreign write
     // left without its seq or state, counts for nothing.
-    if (s === undefined || incarnation.get(r.d_client) !== r.d_incarnation || r.d_seq === null || r.d_state === null) {
+    if (s === undefined || r.d_seq === null || r.d_state === null) {
       staleInline.push(r.id);
       continue;
     }
     referenced.add(r.id);
+    const packed = unpackInlineState(r.d_state);
     s.deliveries.push({
-      seq: r.d_seq!,
+      seq: r.d_seq,
       messageId: r.id,
-      qos: (r.d_qos! & 3) as QoS,
-      retain: (r.d_qos! & 4) !== 0,
+      qos: packed.qos,
+      retain: packed.retain,
       subscriptionIds: decodeSubscriptionIds(r.d_subscription_ids),
-      packetId: r.d_packet_id!,
-      state: DELIVERY_STATES[r.d_state!] ?? 'queued',
+      packetId: packed.packetId,
+      state: DELIVERY_STATES[packed.state] ?? 'queued',
     });
     merged.add(s);
   }
@@ -361,7 +362,7 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
   for (const s of merged) s.deliveries.sort((a, b) => a.seq - b.seq);
 
   if (staleInline.length > 0) {
-    const clear = db.prepare('UPDATE messages SET d_client = NULL WHERE id = ?');
+    const clear = db.prepare('UPDATE messages SET d_incarnation = NULL WHERE id = ?');
     for (const id of staleInline) clear.run(id);
   }
   if (orphanSubs.length > 0) {

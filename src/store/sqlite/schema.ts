@@ -14,15 +14,17 @@
  * deliveries.state: 0 queued, 1 publish, 2 pubrel.
  * deliveries.subscription_ids: NULL (none), an integer (one), or text "1,2,3" (several).
  *
- * Inline deliveries (schema 3): the first delivery recorded for a message in the batch that
- * writes the message goes into the message's row (d_client, d_seq, d_qos = qos | retain << 2,
- * d_subscription_ids, d_packet_id, d_state) instead of a `deliveries` row: one row insert and
- * one row delete per message instead of two each, for the common single-recipient message.
- * Other deliveries of the message are `deliveries` rows. An inline delivery counts only while
- * d_client is not NULL and d_incarnation equals its session's `incarnation` (a number the
- * store gives each new session row, never reused): so deleting a session needs no scan of
- * `messages`, and a later session of the same client id (its seqs restart) never inherits
- * its predecessor's inline deliveries.
+ * Inline deliveries (schemas 3 and 4): the first delivery recorded for a message in the batch
+ * that writes the message goes into the message's row (d_incarnation, d_seq,
+ * d_subscription_ids, d_state = state | qos << 2 | retain << 4 | packet_id << 5) instead of a
+ * `deliveries` row: one row insert and one row delete per message instead of two each, for
+ * the common single-recipient message. Other deliveries of the message are `deliveries`
+ * rows. An inline delivery belongs to the session whose `incarnation` equals d_incarnation (a
+ * number the store gives each new session row, never reused, so it names the session: no
+ * client id is stored with the copy) and counts only while d_incarnation is not NULL and such
+ * a session exists. So deleting a session needs no scan of `messages`, and a later session
+ * of the same client id (its seqs restart) never inherits its predecessor's inline
+ * deliveries.
  *
  * No foreign keys: the broker may record a delivery before its message within a batch, and
  * load() removes whatever a crash between two related writes could leave dangling.
@@ -114,6 +116,31 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN d_subscription_ids;
   ALTER TABLE messages ADD COLUMN d_packet_id INTEGER;
   ALTER TABLE messages ADD COLUMN d_state INTEGER;
+  `,
+  // 4: inline deliveries keyed by incarnation alone and their qos, retain, state and packet id
+  // packed into d_state (see the header): four values fewer to bind per message. Sessions
+  // that came from schema 2 all have incarnation 0, so first their live inline copies move
+  // to `deliveries` and they get incarnations of their own; copies that count for nothing
+  // (cleared, stale, incomplete) lose their incarnation.
+  `
+  INSERT OR REPLACE INTO deliveries (client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state)
+    SELECT m.d_client, m.d_seq, m.id, m.d_qos & 3, (m.d_qos >> 2) & 1, m.d_subscription_ids, coalesce(m.d_packet_id, 0), m.d_state
+    FROM messages m JOIN sessions s ON s.client_id = m.d_client AND s.incarnation = m.d_incarnation
+    WHERE m.d_incarnation = 0 AND m.d_seq IS NOT NULL AND m.d_state IS NOT NULL;
+  UPDATE messages SET d_incarnation = NULL
+    WHERE d_client IS NULL OR d_seq IS NULL OR d_state IS NULL OR d_incarnation IS NULL OR d_incarnation = 0
+       OR d_incarnation IS NOT (SELECT incarnation FROM sessions WHERE client_id = messages.d_client);
+  CREATE TEMP TABLE renumber AS
+    SELECT client_id, row_number() OVER (ORDER BY client_id) + (SELECT coalesce(max(incarnation), 0) FROM sessions) AS incarnation
+    FROM sessions WHERE incarnation = 0;
+  UPDATE sessions SET incarnation = (SELECT r.incarnation FROM renumber r WHERE r.client_id = sessions.client_id)
+    WHERE incarnation = 0;
+  DROP TABLE renumber;
+  UPDATE messages SET d_state = d_state | ((coalesce(d_qos, 0) & 7) << 2) | (coalesce(d_packet_id, 0) << 5)
+    WHERE d_incarnation IS NOT NULL;
+  ALTER TABLE messages DROP COLUMN d_client;
+  ALTER TABLE messages DROP COLUMN d_qos;
+  ALTER TABLE messages DROP COLUMN d_packet_id;
   `,
 ];
 

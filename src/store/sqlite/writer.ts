@@ -23,7 +23,7 @@
  *   message's row (schema.ts: inline deliveries) when its session's incarnation is known; it
  *   is not written to `deliveries`. Updates and deletes of deliveries from earlier
  *   batches carry the message id: they change or clear the inline copy too (`WHERE id = ? AND
- *   d_client = ? AND d_seq = ?`, no row when the delivery is a `deliveries` row), except a
+ *   d_incarnation = ? AND d_seq = ?`, no row when the delivery is a `deliveries` row), except a
  *   delete whose message the batch deletes as well (the usual acknowledgement).
  *
  * A put that a delete of the same batch undoes reaches SQLite only when the row might have
@@ -38,7 +38,7 @@ import type Database from 'better-sqlite3';
 import type { PersistedDelayed, PersistedDelivery, PersistedSubscription, PersistedWill } from '../durable.js';
 import type { StoredMessage } from '../types.js';
 import { Op, type OpRecord } from '../batch.js';
-import { encodeProperties, encodeSubscriptionIds, stateCode } from './columns.js';
+import { encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS, inlineProgress, packInlineState, stateCode } from './columns.js';
 import { PoolSize } from '../pool.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
@@ -56,9 +56,15 @@ const CLIENT_POOL_KEEP = 4096;
 
 const MSG_COLS = 'topic, payload, qos, retain, sender, timestamp, expires_at, properties';
 const MSG_VALS = '?, ?, ?, ?, ?, ?, ?, ?';
-const INLINE_COLS = 'd_client, d_incarnation, d_seq, d_qos, d_subscription_ids, d_packet_id, d_state';
+const INLINE_COLS = 'd_incarnation, d_seq, d_subscription_ids, d_state';
 /** A `messages` row: id, the message columns, the inline delivery's columns. */
-const MSG_WIDTH = 16;
+const MSG_WIDTH = 13;
+/**
+ * A plain `messages` row (no expiry, no properties, an inline delivery without subscription
+ * ids, or none): those three are constants in the statement, three values fewer to bind.
+ */
+const PLAIN_ROW = '(?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?, NULL, ?)';
+const PLAIN_WIDTH = 10;
 const DELIVERY_COLS = 'client_id, seq, message_id, qos, retain, subscription_ids, packet_id, state';
 const DELIVERY_WIDTH = 8;
 
@@ -129,6 +135,7 @@ interface Statements {
   deleteDelayed: Stmt;
 
   putMessages: SizedStatement;
+  putPlainMessages: SizedStatement;
   deleteMessageRange: Stmt;
   deleteMessages: SizedStatement;
   putDeliveries: SizedStatement;
@@ -158,8 +165,8 @@ function prepareStatements(db: Database.Database): Statements {
       `SELECT max(coalesce((SELECT max(incarnation) FROM sessions), 0),
                   coalesce((SELECT max(d_incarnation) FROM messages), 0)) AS m`,
     ),
-    updateInline: p('UPDATE messages SET d_state = ?, d_packet_id = ? WHERE id = ? AND d_client = ? AND d_seq = ?'),
-    clearInline: p('UPDATE messages SET d_client = NULL WHERE id = ? AND d_client = ? AND d_seq = ?'),
+    updateInline: p(`UPDATE messages SET d_state = (d_state & ${INLINE_FIXED_BITS}) | ? WHERE id = ? AND d_incarnation = ? AND d_seq = ?`),
+    clearInline: p('UPDATE messages SET d_incarnation = NULL WHERE id = ? AND d_incarnation = ? AND d_seq = ?'),
     sessionDisconnected: p('UPDATE sessions SET disconnected_at = ? WHERE client_id = ?'),
     deleteSession: p('DELETE FROM sessions WHERE client_id = ?'),
     deleteSessionSubscriptions: p('DELETE FROM subscriptions WHERE client_id = ?'),
@@ -187,6 +194,13 @@ function prepareStatements(db: Database.Database): Statements {
                 expires_at = excluded.expires_at, properties = excluded.properties`,
       (n) => n * MSG_WIDTH,
     ),
+    putPlainMessages: sized(
+      (n) => `INSERT INTO messages (id, ${MSG_COLS}, ${INLINE_COLS}) VALUES ${Array<string>(n).fill(PLAIN_ROW).join(', ')}
+              ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, payload = excluded.payload, qos = excluded.qos,
+                retain = excluded.retain, sender = excluded.sender, timestamp = excluded.timestamp,
+                expires_at = excluded.expires_at, properties = excluded.properties`,
+      (n) => n * PLAIN_WIDTH,
+    ),
     deleteMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
     deleteMessages: sized(
       (n) => `DELETE FROM messages WHERE id IN (${placeholders(n)})`,
@@ -206,14 +220,14 @@ function prepareStatements(db: Database.Database): Statements {
     deleteAwaitingRel: p('DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?'),
 
     maxMessageId: p('SELECT coalesce(max(id), 0) AS m FROM messages'),
-    // Scans `messages` (no index on d_client): run once per client at most, and only when
+    // Scans `messages` (no index on d_incarnation): run once per client at most, and only when
     // load() did not seed the watermarks.
     maxSeq: p(
       `SELECT max(coalesce((SELECT max(seq) FROM deliveries WHERE client_id = ?), 0),
-                  coalesce((SELECT max(d_seq) FROM messages WHERE d_client = ? AND d_incarnation = ?), 0)) AS m`,
+                  coalesce((SELECT max(d_seq) FROM messages WHERE d_incarnation = ?), 0)) AS m`,
     ),
     maxTableSeq: p('SELECT coalesce(max(seq), 0) AS m FROM deliveries WHERE client_id = ?'),
-    clearInlineAny: p('UPDATE messages SET d_client = NULL WHERE d_client = ? AND d_seq = ?'),
+    clearInlineAny: p('UPDATE messages SET d_incarnation = NULL WHERE d_incarnation = ? AND d_seq = ?'),
   };
 }
 
@@ -236,7 +250,6 @@ class Net {
   // Messages:
   /** PUT: the delivery net kept in this row (its session's incarnation below), if any. */
   inline: Net | null = null;
-  inlineClient = '';
   inlineIncarnation = 0;
   // Deliveries:
   /** The message Net whose row holds this delivery (decided when read, confirmed by writeMessages); null: a `deliveries` row. */
@@ -462,7 +475,7 @@ export class BatchWriter {
   private watermark(clientId: string): number {
     let known = this.maxSeq.get(clientId);
     if (known === undefined) {
-      known = (this.st.maxSeq.get(clientId, clientId, this.incarnationOf(clientId)) as { m: number }).m;
+      known = (this.st.maxSeq.get(clientId, this.incarnationOf(clientId)) as { m: number }).m;
       this.maxSeq.set(clientId, known);
     }
     return known;
@@ -541,7 +554,6 @@ export class BatchWriter {
     n.state = -1;
     n.packetId = 0;
     n.inline = null;
-    n.inlineClient = '';
     n.inlineIncarnation = 0;
     n.inlineOf = null;
     n.put = false;
@@ -615,7 +627,6 @@ export class BatchWriter {
           const incarnation = this.incarnationOf(op.key);
           if (incarnation >= 0) {
             m.inline = d;
-            m.inlineClient = op.key;
             m.inlineIncarnation = incarnation;
             d.inlineOf = m;
           }
@@ -754,13 +765,32 @@ export class BatchWriter {
     // Deletes: a row is there to delete only when its id is not above the watermark.
     if (this.absentCount > 0) this.deleteKeys(this.maxMessageId, null, this.st.deleteMessageRange, this.st.deleteMessages);
 
-    const st = this.st.putMessages;
     for (let i = 0; i < putCount; i += CHUNK) {
       const n = Math.min(CHUNK, putCount - i);
+      let plain = true;
+      for (let j = i; j < i + n; j++) {
+        const net = puts[j]!;
+        const m = net.row as StoredMessage;
+        // The inline copy is settled here: still the message's delivery, and still PUT at the
+        // end of the batch; otherwise the delivery (if put) goes to `deliveries`.
+        const d = net.inline;
+        if (d !== null && !(d.kind === PUT && (d.row as PersistedDelivery).messageId === net.key)) {
+          d.inlineOf = null;
+          net.inline = null;
+        }
+        if (plain) {
+          plain =
+            m.expiresAt === 0 &&
+            m.properties === undefined &&
+            (net.inline === null || (net.inline.row as PersistedDelivery).subscriptionIds.length === 0);
+        }
+      }
+      const st = plain ? this.st.putPlainMessages : this.st.putMessages;
       const args = st.args(n);
       let a = 0;
       for (let j = i; j < i + n; j++) {
-        const m = puts[j]!.row as StoredMessage;
+        const net = puts[j]!;
+        const m = net.row as StoredMessage;
         args[a++] = m.id;
         args[a++] = m.topic;
         args[a++] = m.payload;
@@ -768,22 +798,22 @@ export class BatchWriter {
         args[a++] = m.retain ? 1 : 0;
         args[a++] = m.from;
         args[a++] = m.timestamp;
-        args[a++] = m.expiresAt;
-        args[a++] = m.properties === undefined ? null : encodeProperties(m.properties);
-        const net = puts[j]!;
+        if (!plain) {
+          args[a++] = m.expiresAt;
+          args[a++] = m.properties === undefined ? null : encodeProperties(m.properties);
+        }
         const d = net.inline;
-        // Still the message's delivery and still there at the end of the batch?
-        if (d !== null && d.kind === PUT && (d.row as PersistedDelivery).messageId === net.key) {
+        if (d !== null) {
           const row = d.row as PersistedDelivery;
-          args[a++] = net.inlineClient;
           args[a++] = net.inlineIncarnation;
           args[a++] = row.seq;
-          args[a++] = row.qos | (row.retain ? 4 : 0);
-          args[a++] = encodeSubscriptionIds(row.subscriptionIds);
-          a = putState(args, a, d, row);
+          if (!plain) args[a++] = encodeSubscriptionIds(row.subscriptionIds);
+          args[a++] =
+            d.state >= 0 // an update of the batch folded into the put wins over the row as put
+              ? packInlineState(d.state, row.qos, row.retain, d.packetId)
+              : packInlineState(stateCode(row.state), row.qos, row.retain, row.packetId);
         } else {
-          if (d !== null) d.inlineOf = null; // a put left goes to `deliveries`
-          a += 7; // the args are null between statements (SizedStatement.run)
+          a += plain ? 3 : 4; // the args are null between statements (SizedStatement.run)
         }
       }
       st.run(n);
@@ -800,21 +830,28 @@ export class BatchWriter {
       const deliveries = c.deliveries;
       if (deliveries.size === 0) continue;
       const clientId = c.clientId;
+      // Inline copies are the current session's (older incarnations' count for nothing);
+      // read only when a statement needs it.
+      let incarnation: number | undefined;
       this.absentCount = 0;
       for (let i = 0; i < deliveries.size; i++) {
         const d = deliveries.list[i]!;
         if (d.kind === PUT) {
           if (d.inlineOf !== null) continue;
-          if (d.reput) s.clearInlineAny.run(clientId, d.key);
+          if (d.reput) s.clearInlineAny.run((incarnation ??= this.incarnationOf(clientId)), d.key);
           if (d.key > c.maxTablePutSeq) c.maxTablePutSeq = d.key;
           putClients[putCount] = clientId;
           puts[putCount++] = d;
         } else if (d.kind === ABSENT) {
           this.addAbsent(d.key);
-          if (d.messageId !== 0 && (d.message === null || d.message.kind !== ABSENT)) s.clearInline.run(d.messageId, clientId, d.key);
+          if (d.messageId !== 0 && (d.message === null || d.message.kind !== ABSENT)) {
+            s.clearInline.run(d.messageId, (incarnation ??= this.incarnationOf(clientId)), d.key);
+          }
         } else if (!c.cleared) {
           s.updateDelivery.run(d.state, d.packetId, clientId, d.key);
-          if (d.messageId !== 0) s.updateInline.run(d.state, d.packetId, d.messageId, clientId, d.key);
+          if (d.messageId !== 0) {
+            s.updateInline.run(inlineProgress(d.state, d.packetId), d.messageId, (incarnation ??= this.incarnationOf(clientId)), d.key);
+          }
         }
       }
       if (this.absentCount === 0 || c.cleared) continue;
