@@ -19,6 +19,7 @@ import type { Broker, CongestedSubscriber, HoldablePublisher, Message, SessionHa
 import type { DurableStore, PersistedSubscription } from '../store/index.js';
 import { MetricName, type Counter } from '../observability/index.js';
 import { Deque } from './deque.js';
+import { EMPTY_INFLIGHT, InflightWindow, type InflightView } from './inflight.js';
 
 /** Implemented by the channel while a connection is attached. */
 export interface SessionOutlet {
@@ -53,6 +54,8 @@ export interface InflightEntry extends Queued {
    * [MQTT-3.3.4-9].
    */
   resend: boolean;
+  /** Place in send order (inflight.ts). */
+  order: number;
 }
 
 /** A stored subscription: the raw filter as subscribed, and its options. */
@@ -78,7 +81,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
    * sessions of an idle or QoS 0 client never need them: about 0.5 KB each saved). Readers
    * outside get a shared empty view until then; inside, `null` means empty.
    */
-  private inflightMap: Map<number, InflightEntry> | null = null;
+  private inflightMap: InflightWindow<InflightEntry> | null = null;
   private queue: Deque<Queued> | null = null;
   private awaitingRelMap: Map<number, number> | null = null;
   /** Session expiry interval in ms (0 = ends with the connection; Infinity = never). */
@@ -113,7 +116,6 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   private stalledFlag = false;
 
   private outlet: SessionOutlet | null = null;
-  private nextPacketId = 1;
   private expiryEntry: TimerEntry | null = null;
   private retry: RetryTimer | null = null;
   private dropBurst = false;
@@ -142,8 +144,8 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
   }
 
   /** Messages in flight by packet id (read-only: the session alone changes it). */
-  get inflight(): ReadonlyMap<number, InflightEntry> {
-    return this.inflightMap ?? EMPTY_MAP;
+  get inflight(): InflightView<InflightEntry> {
+    return this.inflightMap ?? EMPTY_INFLIGHT;
   }
 
   get queuedCount(): number {
@@ -335,14 +337,6 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     }
   }
 
-  private allocatePacketId(): number {
-    // At most max_inflight (<= 65535) ids are in use, so a free one exists.
-    for (;;) {
-      const id = this.nextPacketId;
-      this.nextPacketId = id === 65535 ? 1 : id + 1;
-      if (this.inflightMap === null || !this.inflightMap.has(id)) return id;
-    }
-  }
 
   /**
    * A QoS 1/2 delivery into the inflight window. Takes the fields rather than a Queued so the
@@ -354,7 +348,9 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       this.cDroppedExpired.value++;
       return;
     }
-    const packetId = this.allocatePacketId();
+    // At most max_inflight (<= 65535) ids are in use, so a free one exists.
+    const inflight = (this.inflightMap ??= new InflightWindow());
+    const packetId = inflight.allocate();
     // An explicit literal, not a spread: this runs once per QoS 1/2 delivery (the spread was
     // the largest self-time item of a fan-in QoS 1 profile).
     const entry: InflightEntry = {
@@ -367,9 +363,9 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
       phase: 'publish',
       sentAt: this.broker.wheel.now,
       resend: false,
+      order: 0,
     };
-    const inflight = (this.inflightMap ??= new Map());
-    inflight.set(packetId, entry);
+    inflight.add(entry);
     if (!outlet.sendPublish(msg, qos, retain, subscriptionIds, packetId, false)) {
       inflight.delete(packetId); // too large for the client: as if delivered
       this.unpersist(entry);
@@ -593,7 +589,7 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     if (state === 'queued') {
       (this.queue ??= new Deque<Queued>()).push({ msg, qos, retain, subscriptionIds, seq });
     } else {
-      (this.inflightMap ??= new Map()).set(packetId, { msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now, resend: false });
+      (this.inflightMap ??= new InflightWindow()).add({ msg, qos, retain, subscriptionIds, seq, packetId, phase: state, sentAt: this.broker.wheel.now, resend: false, order: 0 });
     }
   }
 
