@@ -125,7 +125,7 @@ export class Petrel {
     });
     this.forceShutdown = new ForceShutdown(config.force_shutdown, config.mqtt.max_mqueue_len, this.wheel);
     this.overload = new OverloadMonitor(config.overload_protection, this.logger, this.wheel);
-    this.committer = { commit: () => this.commitStore() };
+    this.committer = { commit: () => this.commitStore(), hasPending: () => this.store?.pending ?? false };
     const management = new Management(this.broker);
     this.traces = new Traces({
       hooks: this.hooks,

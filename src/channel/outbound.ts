@@ -107,9 +107,13 @@ export class OutboundEncoder {
       return false;
     }
     const io = ch.io;
-    if (qos === 0) io.send(template.buffer);
-    else if (io.sendWithPacketId !== undefined) io.sendWithPacketId(template.buffer, template.packetIdOffset, packetId, dup);
-    else io.send(withPacketId(template, packetId, dup));
+    // QoS 0 and 1 may reach the client before the turn's commit: if the broker dies before
+    // it, the publisher (not yet acknowledged) sends again, and a second copy is what QoS 1
+    // allows. QoS 2 waits: a second copy is what it forbids.
+    const early = qos < 2;
+    if (qos === 0) io.send(template.buffer, true);
+    else if (io.sendWithPacketId !== undefined) io.sendWithPacketId(template.buffer, template.packetIdOffset, packetId, dup, early);
+    else io.send(withPacketId(template, packetId, dup), early);
     this.cSent.value++;
     this.cSentByQoS[qos]!.value++;
     return true;

@@ -26,8 +26,12 @@ export interface ListenerClientSettings {
  * calls, so it is tested in memory with a fake (test/channel) and works over any Duplex.
  */
 export interface ChannelIO {
-  /** Queues bytes for the connection's batched write (flushed once per event-loop turn). */
-  send(bytes: Buffer): void;
+  /**
+   * Queues bytes for the connection's batched write (flushed once per event-loop turn).
+   * `early`: the bytes are a QoS 0 or 1 PUBLISH, which acknowledges nothing, so they may leave
+   * before the turn's store commit (connection/flush.ts); anything else waits for it.
+   */
+  send(bytes: Buffer, early?: boolean): void;
   /**
    * Optional fast paths (the connection has them; a fake may not, and then the channel builds
    * the Buffer and calls `send`). `sendAck` queues the 4-byte PUBACK/PUBREC/PUBREL/PUBCOMP
@@ -35,7 +39,7 @@ export interface ChannelIO {
    * packet id at `packetIdOffset` and DUP patched in. The template must stay unchanged.
    */
   sendAck?(first: number, packetId: number): void;
-  sendWithPacketId?(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean): void;
+  sendWithPacketId?(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean, early?: boolean): void;
   /** False while outgoing bytes are above the connection's high watermark. */
   readonly writable: boolean;
   /** Flushes what is queued, then closes the socket. */

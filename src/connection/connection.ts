@@ -222,6 +222,8 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   private pending: (Buffer | number)[] | null = null;
   private pendingBytes = 0;
   private dirty = false;
+  /** Something queued since the last flush acknowledges or depends on the turn's commit (flush.ts). */
+  waitsForCommit = false;
   private blocked = false;
   private closed = false;
   private ending = false;
@@ -485,8 +487,9 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
   }
 
   // ChannelIO
-  send(bytes: Buffer): void {
+  send(bytes: Buffer, early = false): void {
     if (this.closed) return;
+    if (!early) this.waitsForCommit = true;
     if (this.tracer !== null) this.tracer.sent(bytes);
     const counters = this.broker.counters;
     counters.packetsSent.value++;
@@ -501,6 +504,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   sendAck(first: number, packetId: number): void {
     if (this.closed) return;
+    this.waitsForCommit = true;
     if (this.tracer !== null) this.tracer.sentAck(first, packetId);
     const counters = this.broker.counters;
     counters.packetsSent.value++;
@@ -513,12 +517,13 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
     }
   }
 
-  sendWithPacketId(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean): void {
+  sendWithPacketId(template: Buffer, packetIdOffset: number, packetId: number, dup: boolean, early = false): void {
     if (this.closed) return;
     if (packetIdOffset >= PATCH_OFFSET_LIMIT) {
-      this.send(patchedCopy(template, packetIdOffset, packetId, dup));
+      this.send(patchedCopy(template, packetIdOffset, packetId, dup), early);
       return;
     }
+    if (!early) this.waitsForCommit = true;
     if (this.tracer !== null) this.tracer.sentPublish(template, packetIdOffset, packetId, dup);
     const counters = this.broker.counters;
     counters.packetsSent.value++;
@@ -540,6 +545,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   flush(): void {
     this.dirty = false;
+    this.waitsForCommit = false;
     const pending = this.pending;
     if (pending === null || pending.length === 0 || this.closed) return;
     const total = this.pendingBytes;
@@ -566,6 +572,7 @@ export class Connection implements ChannelIO, PacketSink, Flushable, TimerTask, 
 
   abort(): void {
     this.dirty = false;
+    this.waitsForCommit = false;
     this.pending = null;
     this.pendingBytes = 0;
     this.socket.destroy();

@@ -2,40 +2,65 @@
  * Write batching and group commit across connections.
  *
  * A connection that queued bytes during this event-loop turn registers here once; one
- * setImmediate per turn then (1) commits the durable store's batch, and only if that
- * succeeded (2) flushes every such connection with a single write each. setImmediate (the
- * check phase) runs after all socket reads of the current poll phase, so a subscriber fed by
- * many publishers in one turn gets one write, and every PUBACK/PUBREC of the turn leaves only
- * after the transaction holding what its message queued has committed (design.md
- * "Persistence": group commit).
+ * setImmediate per turn then writes each such connection's bytes with a single write.
+ * setImmediate (the check phase) runs after all socket reads of the current poll phase, so a
+ * subscriber fed by many publishers in one turn gets one write.
  *
- * If the commit fails, the turn's connections are aborted instead of flushed: bytes that may
- * acknowledge what was not kept never reach a client (which resends after reconnecting).
+ * When the durable store has a batch to commit, the connections split in two (design.md
+ * "Persistence": group commit):
+ * - those whose queued bytes are only QoS 0/1 PUBLISHes (`waitsForCommit` false) are written
+ *   first: such a delivery acknowledges nothing, and if the process dies before the commit
+ *   the publisher, never acknowledged, sends again (a second copy is what QoS 1 allows). So
+ *   messages for clean sessions and QoS 0 never wait for the disk, and a persistent
+ *   subscriber gets its message while the commit runs.
+ * - the others (PUBACK/PUBREC/PUBCOMP, CONNACK, SUBACK, QoS 2 PUBLISHes, PUBREL...) are
+ *   written after the commit, and only if it succeeded: if it failed they are aborted
+ *   instead, so bytes that may acknowledge what was not kept never reach a client (which
+ *   resends after reconnecting). A connection's bytes are never split: what waits holds back
+ *   everything queued with it, so its packets stay in order.
  */
 export interface Flushable {
+  /** Something queued acknowledges or depends on the turn's commit. */
+  readonly waitsForCommit: boolean;
   flush(): void;
   /** Drops queued bytes unsent and closes (the turn's commit failed). */
   abort(): void;
 }
 
-/** Something that commits once per turn before any socket write; false when it failed. */
+/** Something that commits once per turn before any socket write that waits for it. */
 export interface Committer {
+  /** It has writes to commit. */
+  hasPending(): boolean;
+  /** False when the commit failed. */
   commit(): boolean;
 }
 
 const dirty: Flushable[] = [];
 const committers: Committer[] = [];
+const held: Flushable[] = [];
 let scheduled = false;
 
 function flushAll(): void {
   scheduled = false;
-  let committed = true;
-  for (const c of committers) if (!c.commit()) committed = false;
   // A flush may make a connection dirty again (drain -> session sends more): those land in
   // the next turn's batch, not in this loop.
   const batch = dirty.splice(0, dirty.length);
-  if (committed) for (const c of batch) c.flush();
-  else for (const c of batch) c.abort();
+  let pending = false;
+  for (const c of committers) if (c.hasPending()) pending = true;
+  if (!pending) {
+    for (const c of batch) c.flush();
+    return;
+  }
+  held.length = 0;
+  for (const c of batch) {
+    if (c.waitsForCommit) held.push(c);
+    else c.flush();
+  }
+  let committed = true;
+  for (const c of committers) if (!c.commit()) committed = false;
+  if (committed) for (const c of held) c.flush();
+  else for (const c of held) c.abort();
+  held.length = 0;
 }
 
 /** Ensures one flush turn is scheduled (also used by a store with writes but no socket bytes). */

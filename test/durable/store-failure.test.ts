@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
-import type { PublishPacket } from '../../src/codec/index.js';
+import { encode, type PublishPacket } from '../../src/codec/index.js';
 import { RawClient, connected, logEvents, sleep, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { brokers, clients, dirs } from './cleanup.js';
 
@@ -152,6 +152,48 @@ test('a failed commit: no acknowledgement for what was not kept, 0x80 while fail
     got.push(tag(p));
   }
   assert.deepEqual(got.filter((t) => !t.startsWith('lost-')), acked, 'every acknowledged message, in order; nothing refused');
+});
+
+test('a failing commit holds back acknowledgements and QoS 2 deliveries, not QoS 0/1 deliveries to online clients', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'petrel-store-failure-'));
+  dirs.push(dir);
+  const b = await durable(dir);
+  // An offline persistent session makes every message of h/# a store write.
+  const keeper = await client(b.port, 5, 'h-keeper', { cleanStart: false, properties: { sessionExpiryInterval: 3600 } });
+  await keeper.subscribe('h/#', 2);
+  keeper.destroy();
+  await waitFor(() => b.petrel.broker.connection('h-keeper') === undefined);
+  const q1 = await client(b.port, 5, 'h-q1');
+  await q1.subscribe('h/#', 1);
+  const q2 = await client(b.port, 5, 'h-q2');
+  await q2.subscribe('h/#', 2);
+  const pub = await client(b.port, 5, 'h-pub');
+
+  fillDisk(database(b));
+  // One write, so that both land in one turn and so in the batch whose commit fails.
+  pub.sendBytes(
+    Buffer.concat([
+      // Large enough to need pages the full disk does not have.
+      encode({ type: 3, topic: 'h/1', payload: big('one'), qos: 1, retain: false, dup: false, packetId: 1 }, 5),
+      encode({ type: 3, topic: 'h/2', payload: big('two'), qos: 2, retain: false, dup: false, packetId: 2 }, 5),
+    ]),
+  );
+  await pub.waitClosed(3000);
+  assert.deepEqual(
+    [...pub.pending(4), ...pub.pending(5)].filter((p) => p.reasonCode < 0x80),
+    [],
+    'neither acknowledged',
+  );
+  // The QoS 1 subscriber had both before the commit (a second copy after the publisher's
+  // retry is what QoS 1 allows).
+  const atQos1 = await q1.publishes(2);
+  assert.deepEqual(atQos1.map((p) => [tag(p), p.qos]), [['one', 1], ['two', 1]]);
+  // The QoS 2 subscriber's delivery of 'two' waited for the commit, and with it 'one', queued
+  // before it on the same connection (never split, to keep the order): the commit failed, so
+  // the connection was closed with neither.
+  await q2.waitClosed(3000);
+  assert.deepEqual(q2.pending(3).map((p) => [tag(p), p.qos]), []);
+  assert.equal(logEvents(b.logs, 'store_commit_failed').length, 1);
 });
 
 test('a small commit that succeeds while the disk is still full does not end the error state', async () => {
