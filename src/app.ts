@@ -175,7 +175,8 @@ export class Petrel {
   }
 
   /**
-   * Group commit, run once per turn before any socket write (connection/flush.ts). A failure
+   * Group commit, run from the check phase before the socket writes that wait for it
+   * (connection/flush.ts). A failure
    * (disk full, I/O error) turns the broker into its error state: QoS 1/2 PUBLISHes are refused
    * until the store takes writes again (store.probe, after a later commit or on a timer).
    */

@@ -34,7 +34,7 @@ export interface Flushable {
   abort(): void;
 }
 
-/** Something that commits once per turn before any socket write that waits for it. */
+/** Something that commits from the check phase, before the socket writes that wait for it. */
 export interface Committer {
   /** It has writes to commit. */
   hasPending(): boolean;

@@ -3,9 +3,11 @@
  *
  * Contract:
  * - Writes are recorded synchronously into the current batch (no I/O, no await) by the
- *   message plane, and committed together by `commit()` once per event-loop turn, before any
- *   socket write of that turn (group commit). A PUBACK/PUBREC therefore never leaves before
- *   the transaction holding what its message queued and retained has committed.
+ *   message plane, and committed together by `commit()` from the check phase of the event
+ *   loop (group commit, connection/flush.ts): once per turn, or after a second turn when QoS
+ *   0/1 deliveries went out before it. Every acknowledgement (PUBACK/PUBREC/PUBCOMP) and QoS 2
+ *   delivery waits for that commit, so none leaves before the transaction holding what its
+ *   message queued and retained has committed.
  * - `commit()` throws a StoreError when the transaction fails (disk full, I/O error); the
  *   batch is then discarded and the store stays usable for later batches.
  * - `load()` is called once at start, before any listener accepts.
