@@ -14,6 +14,8 @@
  * - `ring` holds the entries in send order at `order & ringMask`; an entry acknowledged out of
  *   order leaves a hole (null) that the head skips once it gets there. A ring full of holes
  *   is laid out again.
+ * - Neither shrinks while entries are in flight; a window that empties after a burst (more
+ *   than SHRINK_ABOVE slots) gives its tables back.
  *
  * Entries carry their `order` (their place in the ring), set here.
  */
@@ -37,6 +39,7 @@ export interface InflightView<E> {
 }
 
 const MIN_SIZE = 16;
+const SHRINK_ABOVE = 1024;
 const MAX_SLOTS = 65536;
 const MAX_PACKET_ID = 65535;
 
@@ -94,6 +97,11 @@ export class InflightWindow<E extends WindowEntry> implements InflightView<E> {
     this.ring[e.order & ringMask] = null;
     this.size--;
     while (this.head < this.tail && this.ring[this.head & ringMask] === null) this.head++;
+    if (this.size === 0 && this.slots.length > SHRINK_ABOVE) {
+      this.slots = new Array<E | undefined>(MIN_SIZE).fill(undefined);
+      this.ring = new Array<E | null>(MIN_SIZE).fill(null);
+      this.head = this.tail = 0;
+    }
     return true;
   }
 
@@ -117,7 +125,7 @@ export class InflightWindow<E extends WindowEntry> implements InflightView<E> {
     this.slots = slots;
   }
 
-  /** The ring is full (of entries and holes): lays the entries out again, without holes, in a ring with room to spare. */
+  /** The ring is full (of entries and holes): lays the entries out again, without holes, with room to spare. */
   private relayRing(): void {
     let size = MIN_SIZE;
     while (size < this.size * 2) size *= 2;

@@ -337,7 +337,6 @@ export class Session implements SessionHandle, TimerTask, CongestedSubscriber {
     }
   }
 
-
   /**
    * A QoS 1/2 delivery into the inflight window. Takes the fields rather than a Queued so the
    * direct path (nothing queued) allocates only the inflight entry.

@@ -107,3 +107,19 @@ test('inflight window: random windows behave as a Map with ids in send order, th
     }
   }
 });
+
+test('inflight window: emptied after a burst it starts small again, and ids go on from where they were', () => {
+  const w = new InflightWindow<Entry>();
+  const slotsOf = (): number => (w as unknown as { slots: unknown[] }).slots.length;
+  for (let i = 0; i < 3000; i++) w.add(entry(w.allocate()));
+  assert.ok(slotsOf() >= 4096, `grew with the burst (${slotsOf()} slots)`);
+  for (let id = 3000; id >= 1; id--) assert.equal(w.delete(id), true); // newest first: out of order
+  assert.equal(w.size, 0);
+  assert.equal(slotsOf(), 16, 'tables given back');
+  assert.deepEqual([...w.values()], []);
+  assert.equal(w.get(5), undefined);
+  const next = w.allocate();
+  assert.equal(next, 3001);
+  w.add(entry(next));
+  assert.deepEqual([...w.keys()], [3001]);
+});

@@ -57,8 +57,9 @@ export function packInlineState(state: number, qos: number, retain: boolean, pac
   return state | (qos << 2) | (retain ? 16 : 0) | (packetId << 5);
 }
 
-/** The bits of d_state a state change rewrites (state and packet id), and a new value of them. */
+/** The bits of d_state a state change keeps (qos and retain). */
 export const INLINE_FIXED_BITS = 0b11100;
+/** The other bits of d_state after a state change: the new state and packet id. */
 export function inlineProgress(state: number, packetId: number): number {
   return state | (packetId << 5);
 }
