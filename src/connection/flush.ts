@@ -57,6 +57,7 @@ function flushAll(): void {
   let pending = false;
   for (const c of committers) if (c.hasPending()) pending = true;
   if (!pending) {
+    deferred = false;
     for (const c of batch) c.flush();
     return;
   }
