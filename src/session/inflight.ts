@@ -14,8 +14,11 @@
  * - `ring` holds the entries in send order at `order & ringMask`; an entry acknowledged out of
  *   order leaves a hole (null) that the head skips once it gets there. A ring full of holes
  *   is laid out again.
- * - Neither shrinks while entries are in flight; a window that empties after a burst (more
- *   than SHRINK_ABOVE slots) gives its tables back.
+ * - Neither shrinks while entries are in flight. When the window empties, tables more than
+ *   eight times what its largest size since the last time it was empty needs (and above
+ *   SHRINK_ABOVE slots) are made that size: a burst's tables go once the bursts are over, and
+ *   a window that fills and empties at every turn (a subscriber acknowledging each batch)
+ *   keeps its tables instead of regrowing them every time.
  *
  * Entries carry their `order` (their place in the ring), set here.
  */
@@ -50,6 +53,8 @@ export class InflightWindow<E extends WindowEntry> implements InflightView<E> {
   private head = 0;
   private tail = 0;
   private nextId = 1;
+  /** Largest size since the window was last empty. */
+  private peak = 0;
   size = 0;
 
   get(packetId: number): E | undefined {
@@ -85,7 +90,7 @@ export class InflightWindow<E extends WindowEntry> implements InflightView<E> {
     e.order = this.tail;
     this.ring[this.tail & (this.ring.length - 1)] = e;
     this.tail++;
-    this.size++;
+    if (++this.size > this.peak) this.peak = this.size;
   }
 
   /** Removes the entry of `packetId`; false when there is none. */
@@ -97,10 +102,15 @@ export class InflightWindow<E extends WindowEntry> implements InflightView<E> {
     this.ring[e.order & ringMask] = null;
     this.size--;
     while (this.head < this.tail && this.ring[this.head & ringMask] === null) this.head++;
-    if (this.size === 0 && this.slots.length > SHRINK_ABOVE) {
-      this.slots = new Array<E | undefined>(MIN_SIZE).fill(undefined);
-      this.ring = new Array<E | null>(MIN_SIZE).fill(null);
-      this.head = this.tail = 0;
+    if (this.size === 0) {
+      let want = MIN_SIZE;
+      while (want < this.peak * 2) want *= 2;
+      if (this.slots.length > SHRINK_ABOVE && this.slots.length >= want * 8) {
+        this.slots = new Array<E | undefined>(want).fill(undefined);
+        this.ring = new Array<E | null>(want).fill(null);
+        this.head = this.tail = 0;
+      }
+      this.peak = 0;
     }
     return true;
   }

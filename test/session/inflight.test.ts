@@ -108,18 +108,33 @@ test('inflight window: random windows behave as a Map with ids in send order, th
   }
 });
 
-test('inflight window: emptied after a burst it starts small again, and ids go on from where they were', () => {
+test('inflight window: a window that keeps filling keeps its tables; once the bursts are over they shrink, and ids go on', () => {
   const w = new InflightWindow<Entry>();
   const slotsOf = (): number => (w as unknown as { slots: unknown[] }).slots.length;
-  for (let i = 0; i < 3000; i++) w.add(entry(w.allocate()));
-  assert.ok(slotsOf() >= 4096, `grew with the burst (${slotsOf()} slots)`);
-  for (let id = 3000; id >= 1; id--) assert.equal(w.delete(id), true); // newest first: out of order
+  const burst = (n: number): number[] => {
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = w.allocate();
+      w.add(entry(id));
+      ids.push(id);
+    }
+    return ids;
+  };
+  const first = burst(3000);
+  const grown = slotsOf();
+  assert.ok(grown >= 4096, `grew with the burst (${grown} slots)`);
+  for (const id of first.reverse()) assert.equal(w.delete(id), true); // newest first: out of order
   assert.equal(w.size, 0);
-  assert.equal(slotsOf(), 16, 'tables given back');
+  assert.equal(slotsOf(), grown, 'emptied after a window of its size: kept');
+  for (const id of burst(2500)) w.delete(id);
+  assert.equal(slotsOf(), grown, 'filled again to about the same: kept');
+  const small = burst(10);
+  assert.deepEqual(small, Array.from({ length: 10 }, (_, i) => 5501 + i), 'ids go on from where they were');
+  for (const id of small) w.delete(id);
+  assert.equal(slotsOf(), 32, 'after a small window the burst tables are given back');
   assert.deepEqual([...w.values()], []);
-  assert.equal(w.get(5), undefined);
+  assert.equal(w.get(5505), undefined);
   const next = w.allocate();
-  assert.equal(next, 3001);
   w.add(entry(next));
-  assert.deepEqual([...w.keys()], [3001]);
+  assert.deepEqual([...w.keys()], [5511]);
 });
