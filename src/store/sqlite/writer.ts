@@ -254,8 +254,6 @@ class Net {
   // Deliveries:
   /** The message Net whose row holds this delivery (decided when read, confirmed by writeMessages); null: a `deliveries` row. */
   inlineOf: Net | null = null;
-  /** Some op of the batch put this delivery. */
-  put = false;
   /** That put may overwrite a committed delivery of the same seq. */
   reput = false;
   /** UPDATE/ABSENT of an earlier batch's delivery: its message (0: unknown). */
@@ -386,8 +384,6 @@ class ClientBatch {
   readonly rel = new Map<number, boolean>();
   /** deleteSession ran for this client earlier in the batch: none of its hot rows predates the hot writes. */
   cleared = false;
-  /** Some ABSENT delivery had a put of the batch undone. */
-  undone = false;
   /** Largest seq the batch puts (-1: none). */
   maxPutSeq = -1;
   /** Largest seq the batch writes as a `deliveries` row (-1: none). */
@@ -556,7 +552,6 @@ export class BatchWriter {
     n.inline = null;
     n.inlineIncarnation = 0;
     n.inlineOf = null;
-    n.put = false;
     n.reput = false;
     n.messageId = 0;
     n.message = null;
@@ -571,7 +566,6 @@ export class BatchWriter {
       c = this.clientPool.pop() ?? new ClientBatch();
       c.clientId = clientId;
       c.cleared = false;
-      c.undone = false;
       c.maxPutSeq = -1;
       c.maxTablePutSeq = -1;
       this.clients.set(clientId, c);
@@ -614,7 +608,6 @@ export class BatchWriter {
         d.kind = PUT;
         d.row = op.obj as PersistedDelivery;
         d.state = -1;
-        d.put = true;
         // Put again: whatever row held it inline no longer does (decided afresh below).
         if (d.inlineOf !== null && d.inlineOf.inline === d) d.inlineOf.inline = null;
         d.inlineOf = null;
@@ -652,7 +645,6 @@ export class BatchWriter {
         const c = this.client(op.key);
         let d = c.deliveries.get(op.a, false);
         if (d === undefined) c.deliveries.add((d = this.net(op.a)), false);
-        else if (d.kind === PUT) c.undone = true;
         d.kind = ABSENT;
         d.row = null;
         // Even a delivery this batch put may have an inline copy from an earlier batch (put
@@ -684,8 +676,7 @@ export class BatchWriter {
         c.deliveries.clear();
         c.rel.clear();
         c.cleared = true;
-        c.undone = false;
-        c.maxPutSeq = -1;
+          c.maxPutSeq = -1;
         c.maxTablePutSeq = -1;
         break;
       }
