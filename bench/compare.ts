@@ -171,7 +171,9 @@ function common(peer: RunningPeer): string[] {
 async function measureScenarioFlow(s: Scenario, peer: RunningPeer, base: Measurement): Promise<Measurement> {
   if (s.warmUp !== undefined) {
     const pub = [...s.pub!];
-    pub[pub.indexOf('-d') + 1] = String(s.warmUp);
+    const d = pub.indexOf('-d');
+    if (d < 0) throw new Error(`${s.name}: a warm-up needs the publishers' -d`);
+    pub[d + 1] = String(s.warmUp);
     await measureFlow(peer.pid, common(peer), { sub: s.sub!, pub, fanout: s.fanout }, { drainCapMs: DRAIN_CAP_MS });
   }
   const r = await measureFlow(peer.pid, common(peer), { sub: s.sub!, pub: s.pub!, fanout: s.fanout }, { drainCapMs: DRAIN_CAP_MS });
