@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { SqliteDurableStore, StoreError, type StoredMessage } from '../../src/store/index.js';
+import { SqliteDurableStore, StoreError, type PersistedDelivery } from '../../src/store/index.js';
 import { delivery, message } from './contract.js';
 
 function withStore(body: (s: SqliteDurableStore, reopen: () => SqliteDurableStore) => void): void {
@@ -54,7 +54,9 @@ test('sqlite: a constraint failure aborts the whole batch with a StoreError nami
     s.putMessage(message(2));
     s.putDelivery('c', delivery(2, 2));
     s.deleteDelivery('c', 1, 1);
-    s.putMessage({ ...message(3), topic: null } as unknown as StoredMessage); // NOT NULL
+    // NOT NULL: the `deliveries` row (message 3 is no message of this batch) is written after
+    // the batch's log segment (message 2), so the rollback takes that back too.
+    s.putDelivery('c', { ...delivery(3, 3), qos: null } as unknown as PersistedDelivery);
     s.putRetained(message(4, { topic: 'r' }));
     assert.equal(dirty, 1);
     const err = commitError(s);

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { SqliteDurableStore, StoreError, DATABASE_FILE } from '../../src/store/index.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/store/sqlite/schema.js';
 import { message } from './contract.js';
+import type { MessageLog } from '../../src/store/sqlite/log.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'petrel-store-'));
@@ -233,7 +234,20 @@ test('sqlite: a fresh database gets every table of the current schema', () => {
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((r) => (r as { name: string }).name);
-    assert.deepEqual(tables, ['awaiting_rel', 'delayed', 'deliveries', 'messages', 'records', 'retained', 'sessions', 'subscriptions', 'wills']);
+    assert.deepEqual(tables, [
+      'awaiting_rel',
+      'delayed',
+      'deliveries',
+      'message_log',
+      'message_log_gone',
+      'message_log_state',
+      'messages',
+      'records',
+      'retained',
+      'sessions',
+      'subscriptions',
+      'wills',
+    ]);
     s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -394,7 +408,8 @@ test('sqlite: a schema 3 database migrates to inline deliveries keyed by incarna
     assert.deepEqual(of('old').map((d) => (d as number[])[1]), [10, 20]);
     assert.deepEqual(of('old2').map((d) => (d as number[])[1]), [11, 21]);
     const inline = (dbOf(s).prepare('SELECT count(*) AS n FROM messages WHERE d_incarnation IS NOT NULL').get() as { n: number }).n;
-    assert.equal(inline, 3, 'the new messages are inline (12 too); the copies of schema 2 sessions moved to deliveries');
+    const logged = (s as unknown as { writer: { log: MessageLog } }).writer.log.counts().inline;
+    assert.deepEqual([inline, logged], [3, 0], 'the new messages are inline (12 too); the copies of schema 2 sessions moved to deliveries');
     s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -408,14 +423,18 @@ test('sqlite: an inline delivery without its seq or state (a foreign write) is d
     s.open();
     s.load(0);
     s.putSession('c', 60_000);
-    s.putMessage(message(1));
-    s.putDelivery('c', { seq: 1, messageId: 1, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
-    s.putMessage(message(2));
-    s.putDelivery('c', { seq: 2, messageId: 2, qos: 1, retain: false, subscriptionIds: [], packetId: 0, state: 'queued' });
     s.commit();
     s.close();
+    // `messages` rows with inline deliveries (new messages go to the log; rows come from
+    // migrations, puts again and compaction).
     const raw = new Database(join(dir, DATABASE_FILE));
-    raw.prepare('UPDATE messages SET d_seq = NULL WHERE id = 1').run();
+    const incarnation = (raw.prepare("SELECT incarnation FROM sessions WHERE client_id = 'c'").pluck().get() as number);
+    const put = raw.prepare(
+      `INSERT INTO messages (id, topic, payload, qos, retain, sender, timestamp, expires_at, properties, d_incarnation, d_seq, d_state)
+       VALUES (?, 't', x'00', 1, 0, 'p', 1, 0, NULL, ?, ?, ?)`,
+    );
+    put.run(1, incarnation, null, 1 << 2); // no seq
+    put.run(2, incarnation, 2, 1 << 2);
     raw.close();
     s = new SqliteDurableStore({ dir, sync: 'normal' });
     s.open();

@@ -33,6 +33,7 @@ import { SqliteRecordStore } from './records.js';
 import type { RecordStore } from '../records.js';
 import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, unpackInlineState, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
+import { decodeSegment, withState, type MessageLog } from './log.js';
 
 export interface SqliteDurableStoreOptions {
   /** The data directory (`node.data_dir`); created if missing. */
@@ -190,7 +191,8 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     const db = this.db;
     if (db === null) throw new StoreError(`durable store ${this.file}: load on a closed store`, this.file);
     try {
-      const { state, incarnation, maxIncarnation } = db.transaction(() => loadState(db))();
+      const log = this.writer!.log;
+      const { state, incarnation, maxIncarnation } = db.transaction(() => loadState(db, log))();
       this.writer?.seed(
         maxIncarnation,
         state.sessions.map((x) => ({
@@ -250,12 +252,13 @@ interface AwaitingRelRow {
  * Orphans are found while reading, in JS, and deleted one by one afterwards: after a clean
  * run there are none, and anti-join DELETEs would cost seconds on a million-message store.
  */
-function loadState(db: Database.Database): { state: DurableState; incarnation: Map<string, number>; maxIncarnation: number } {
+function loadState(db: Database.Database, log: MessageLog): { state: DurableState; incarnation: Map<string, number>; maxIncarnation: number } {
   // Over every row, orphans included, so no id that was on disk is handed out again.
   const maxRow = db
     .prepare(
       `SELECT max(coalesce((SELECT max(id) FROM messages), 0), coalesce((SELECT max(id) FROM retained), 0),
-              coalesce((SELECT max(id) FROM wills), 0), coalesce((SELECT max(message_id) FROM delayed), 0)) AS m`,
+              coalesce((SELECT max(id) FROM wills), 0), coalesce((SELECT max(message_id) FROM delayed), 0),
+              coalesce((SELECT max(last_id) FROM message_log), 0)) AS m`,
     )
     .get() as { m: number };
 
@@ -339,6 +342,57 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     merged.add(s);
   }
 
+  // The message log: live entries are messages as rows are, their inline deliveries with the
+  // states recorded since applied.
+  log.prepare();
+  const gone = new Map<number, Buffer>();
+  for (const [firstId, bits] of db.prepare('SELECT first_id, gone FROM message_log_gone').raw().iterate() as IterableIterator<[number, Buffer]>) {
+    gone.set(firstId, bits);
+  }
+  const recorded = new Map<number, number | null>();
+  for (const [id, v] of db.prepare('SELECT id, d_state FROM message_log_state').raw().iterate() as IterableIterator<[number, number | null]>) {
+    recorded.set(id, v);
+  }
+  const staleLogInline: Array<[number, number, number]> = [];
+  const segments = db.prepare('SELECT first_id, body FROM message_log ORDER BY first_id').raw().iterate();
+  for (const [firstId, body] of segments as IterableIterator<[number, Buffer]>) {
+    const bits = gone.get(firstId);
+    const live = (i: number): boolean => bits === undefined || ((bits[i >> 3] ?? 0) & (1 << (i & 7))) === 0;
+    decodeSegment(
+      body,
+      (_i, e) => {
+        const id = e.message.id;
+        if (messages.has(id)) {
+          log.delete(id); // a row of the same id (never written so): the row counts
+          return;
+        }
+        messages.set(id, e.message);
+        if (e.inline === null) return;
+        if (e.inline.incarnation > maxIncarnation) maxIncarnation = e.inline.incarnation;
+        const d = withState(e.inline, recorded.get(id));
+        if (d === null) return;
+        const s = byIncarnation.get(d.incarnation);
+        if (s === undefined) {
+          staleLogInline.push([id, d.incarnation, d.seq]);
+          return;
+        }
+        referenced.add(id);
+        const packed = unpackInlineState(d.dState);
+        s.deliveries.push({
+          seq: d.seq,
+          messageId: id,
+          qos: packed.qos,
+          retain: packed.retain,
+          subscriptionIds: d.subscriptionIds,
+          packetId: packed.packetId,
+          state: DELIVERY_STATES[packed.state] ?? 'queued',
+        });
+        merged.add(s);
+      },
+      live,
+    );
+  }
+
   const orphanDeliveries: Array<[string, number]> = [];
   const deliveryRows = db.prepare('SELECT * FROM deliveries ORDER BY client_id, seq').iterate();
   for (const r of deliveryRows as IterableIterator<DeliveryRow>) {
@@ -365,6 +419,7 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     const clear = db.prepare('UPDATE messages SET d_incarnation = NULL WHERE id = ?');
     for (const id of staleInline) clear.run(id);
   }
+  for (const [id, inc, seq] of staleLogInline) log.clearInline(id, inc, seq);
   if (orphanSubs.length > 0) {
     const del = db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?');
     for (const [c, f] of orphanSubs) del.run(c, f);
@@ -381,11 +436,12 @@ function loadState(db: Database.Database): { state: DurableState; incarnation: M
     const del = db.prepare('DELETE FROM messages WHERE id = ?');
     for (const id of messages.keys()) {
       if (!referenced.has(id)) {
-        del.run(id);
+        if (!log.delete(id)) del.run(id);
         messages.delete(id);
       }
     }
   }
+  log.flush();
 
   const retained: StoredMessage[] = [];
   for (const r of db.prepare('SELECT * FROM retained ORDER BY topic').iterate() as IterableIterator<MessageRow>) {

@@ -26,6 +26,11 @@
  * of the same client id (its seqs restart) never inherits its predecessor's inline
  * deliveries.
  *
+ * The message log (schema 5, log.ts): the messages a batch writes for the first time go, with
+ * their inline deliveries, into one `message_log` row (a segment) rather than a `messages` row
+ * each; `message_log_gone` holds each segment's bitmap of deleted entries, `message_log_state`
+ * the later states of their inline deliveries. A message id is live in one of the two places.
+ *
  * No foreign keys: the broker may record a delivery before its message within a batch, and
  * load() removes whatever a crash between two related writes could leave dangling.
  */
@@ -141,6 +146,24 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages DROP COLUMN d_client;
   ALTER TABLE messages DROP COLUMN d_qos;
   ALTER TABLE messages DROP COLUMN d_packet_id;
+  `,
+  // 5: the message log (log.ts): the messages a batch writes for the first time in one row,
+  // with the bitmap of its deleted entries and the later states of its inline deliveries
+  // beside it.
+  `
+  CREATE TABLE message_log (
+    first_id INTEGER PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    body BLOB NOT NULL
+  );
+  CREATE TABLE message_log_gone (
+    first_id INTEGER PRIMARY KEY,
+    gone BLOB NOT NULL
+  );
+  CREATE TABLE message_log_state (
+    id INTEGER PRIMARY KEY,
+    d_state INTEGER
+  );
   `,
 ];
 

@@ -40,6 +40,7 @@ import type { StoredMessage } from '../types.js';
 import { Op, type OpRecord } from '../batch.js';
 import { encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS, inlineProgress, packInlineState, stateCode } from './columns.js';
 import { PoolSize } from '../pool.js';
+import { MessageLog, SegmentEncoder } from './log.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
@@ -49,6 +50,13 @@ type Stmt = Database.Statement<unknown[], unknown>;
  * element through the V8 API, which made binding a third dearer.
  */
 const CHUNK = 32;
+/**
+ * New messages a batch needs for a log segment (log.ts); fewer are `messages` rows. Below this
+ * a batch is small and its commit's fixed cost outweighs the rows', and a segment costs the
+ * index a few hundred bytes of memory: a trickle of one message per batch for an offline
+ * session would hold one per message.
+ */
+const LOG_MIN = 16;
 /** Net entries always kept for the next batch; beyond this, what recent batches used (pool.ts). */
 const POOL_MIN = 4096;
 /** Client buckets kept for the next batch; a bigger burst is left to the GC. */
@@ -430,14 +438,21 @@ export class BatchWriter {
   // Scratch, reused. Filled by index, not emptied after a batch (truncating an array gives back its
   // storage: regrown at every batch); what lies beyond a batch's count is stale.
   private readonly puts: Net[] = [];
+  /** The batch's new messages, for its log segment. */
+  private readonly logPuts: Net[] = [];
   private readonly putClients: string[] = [];
   /** Keys of the rows a write*() deletes, `absentKeys[0 .. absentCount)`. */
   private absentKeys = new Float64Array(64);
   private absentCount = 0;
+  /** The segment of the batch's new messages. */
+  private readonly encoder = new SegmentEncoder();
+  /** The message log (log.ts), its index read at open. */
+  readonly log: MessageLog;
 
   constructor(db: Database.Database) {
     this.st = prepareStatements(db);
-    this.maxMessageId = (this.st.maxMessageId.get() as { m: number }).m;
+    this.log = new MessageLog(db);
+    this.maxMessageId = Math.max((this.st.maxMessageId.get() as { m: number }).m, this.log.maxId);
   }
 
   /** The transaction was rolled back: what the batch told the maps may not be so. */
@@ -445,6 +460,7 @@ export class BatchWriter {
     this.incarnations.clear();
     this.maxSeq.clear();
     this.maxTableSeq.clear();
+    this.log.rolledBack();
   }
 
   private tableWatermark(clientId: string): number {
@@ -471,7 +487,8 @@ export class BatchWriter {
   private watermark(clientId: string): number {
     let known = this.maxSeq.get(clientId);
     if (known === undefined) {
-      known = (this.st.maxSeq.get(clientId, this.incarnationOf(clientId)) as { m: number }).m;
+      const incarnation = this.incarnationOf(clientId);
+      known = Math.max((this.st.maxSeq.get(clientId, incarnation) as { m: number }).m, this.log.maxSeqOf(incarnation));
       this.maxSeq.set(clientId, known);
     }
     return known;
@@ -490,10 +507,12 @@ export class BatchWriter {
 
   /** Applies `ops[0 .. n)`; runs inside the batch's transaction. */
   apply(ops: readonly OpRecord[], n: number): void {
+    this.log.prepare();
     for (let i = 0; i < n; i++) this.read(ops[i]!);
     this.writeMessages();
     this.writeDeliveries();
     this.writeAwaitingRel();
+    this.log.flush();
   }
 
   /** The transaction committed: what the batch wrote raises the watermarks. */
@@ -534,6 +553,7 @@ export class BatchWriter {
     this.maxPutMessageId = 0;
     this.lastPutMessage = null;
     this.lastDeletedDelivery = null;
+    if (this.logPuts.length > keep) this.logPuts.length = keep;
     if (this.puts.length > keep) {
       this.puts.length = keep;
       this.putClients.length = keep;
@@ -683,7 +703,9 @@ export class BatchWriter {
       case Op.PutSession: {
         let incarnation = this.incarnationOf(op.key);
         if (incarnation < 0) {
-          if (this.lastIncarnation < 0) this.lastIncarnation = (s.maxIncarnation.get() as { m: number }).m;
+          if (this.lastIncarnation < 0) {
+            this.lastIncarnation = Math.max((s.maxIncarnation.get() as { m: number }).m, this.log.maxIncarnation);
+          }
           incarnation = ++this.lastIncarnation;
           this.incarnations.set(op.key, incarnation);
           // A new incarnation has no inline deliveries: only `deliveries` rows count (of a
@@ -744,37 +766,54 @@ export class BatchWriter {
   private writeMessages(): void {
     const messages = this.messages;
     if (messages.size === 0) return;
+    const log = this.log;
     const puts = this.puts;
     let putCount = 0;
     this.absentCount = 0;
     for (let i = 0; i < messages.size; i++) {
       const m = messages.list[i]!;
       if (m.kind === PUT) puts[putCount++] = m;
-      else this.addAbsent(m.key);
+      else if (m.key > log.maxId || !log.delete(m.key)) this.addAbsent(m.key);
     }
 
     // Deletes: a row is there to delete only when its id is not above the watermark.
     if (this.absentCount > 0) this.deleteKeys(this.maxMessageId, null, this.st.deleteMessageRange, this.st.deleteMessages);
 
-    for (let i = 0; i < putCount; i += CHUNK) {
-      const n = Math.min(CHUNK, putCount - i);
+    // New ids go into the batch's log segment (when there are enough of them); the others
+    // (put again) are rows, or move a live log entry to a row.
+    const logPuts = this.logPuts;
+    let logCount = 0;
+    let rowCount = 0;
+    let ascending = true;
+    for (let j = 0; j < putCount; j++) {
+      const net = puts[j]!;
+      // The inline copy is settled here: still the message's delivery, and still PUT at the
+      // end of the batch; otherwise the delivery (if put) goes to `deliveries`.
+      const d = net.inline;
+      if (d !== null && !(d.kind === PUT && (d.row as PersistedDelivery).messageId === net.key)) {
+        d.inlineOf = null;
+        net.inline = null;
+      }
+      if (net.key > this.maxMessageId) {
+        if (logCount > 0 && net.key < logPuts[logCount - 1]!.key) ascending = false;
+        logPuts[logCount++] = net;
+      } else if (!(net.key <= log.maxId && log.moveOut(net.key, net.row as StoredMessage))) {
+        puts[rowCount++] = net;
+      }
+    }
+    if (logCount >= LOG_MIN) this.writeSegment(logCount, ascending);
+    else for (let j = 0; j < logCount; j++) puts[rowCount++] = logPuts[j]!;
+
+    for (let i = 0; i < rowCount; i += CHUNK) {
+      const n = Math.min(CHUNK, rowCount - i);
       let plain = true;
-      for (let j = i; j < i + n; j++) {
+      for (let j = i; j < i + n && plain; j++) {
         const net = puts[j]!;
         const m = net.row as StoredMessage;
-        // The inline copy is settled here: still the message's delivery, and still PUT at the
-        // end of the batch; otherwise the delivery (if put) goes to `deliveries`.
-        const d = net.inline;
-        if (d !== null && !(d.kind === PUT && (d.row as PersistedDelivery).messageId === net.key)) {
-          d.inlineOf = null;
-          net.inline = null;
-        }
-        if (plain) {
-          plain =
-            m.expiresAt === 0 &&
-            m.properties === undefined &&
-            (net.inline === null || (net.inline.row as PersistedDelivery).subscriptionIds.length === 0);
-        }
+        plain =
+          m.expiresAt === 0 &&
+          m.properties === undefined &&
+          (net.inline === null || (net.inline.row as PersistedDelivery).subscriptionIds.length === 0);
       }
       const st = plain ? this.st.putPlainMessages : this.st.putMessages;
       const args = st.args(n);
@@ -799,16 +838,34 @@ export class BatchWriter {
           args[a++] = net.inlineIncarnation;
           args[a++] = row.seq;
           if (!plain) args[a++] = encodeSubscriptionIds(row.subscriptionIds);
-          args[a++] =
-            d.state >= 0 // an update of the batch folded into the put wins over the row as put
-              ? packInlineState(d.state, row.qos, row.retain, d.packetId)
-              : packInlineState(stateCode(row.state), row.qos, row.retain, row.packetId);
+          args[a++] = inlineState(d, row);
         } else {
           a += plain ? 3 : 4; // the args are null between statements (SizedStatement.run)
         }
       }
       st.run(n);
     }
+  }
+
+  /** The new messages `logPuts[0 .. n)`, with their inline deliveries, as one log segment. */
+  private writeSegment(n: number, ascending: boolean): void {
+    let nets = this.logPuts;
+    // The broker hands out ids in order; only other callers may not.
+    if (!ascending) nets = nets.slice(0, n).sort((x, y) => x.key - y.key);
+    const enc = this.encoder;
+    enc.reset();
+    for (let j = 0; j < n; j++) {
+      const net = nets[j]!;
+      const m = net.row as StoredMessage;
+      const d = net.inline;
+      if (d === null) {
+        enc.add(m, -1, 0, NO_IDS, 0, false);
+      } else {
+        const row = d.row as PersistedDelivery;
+        enc.add(m, net.inlineIncarnation, row.seq, row.subscriptionIds, inlineState(d, row), true);
+      }
+    }
+    this.log.append(enc);
   }
 
   private writeDeliveries(): void {
@@ -829,19 +886,27 @@ export class BatchWriter {
         const d = deliveries.list[i]!;
         if (d.kind === PUT) {
           if (d.inlineOf !== null) continue;
-          if (d.reput) s.clearInlineAny.run((incarnation ??= this.incarnationOf(clientId)), d.key);
+          if (d.reput) {
+            s.clearInlineAny.run((incarnation ??= this.incarnationOf(clientId)), d.key);
+            this.log.clearInlineAny(incarnation, d.key);
+          }
           if (d.key > c.maxTablePutSeq) c.maxTablePutSeq = d.key;
           putClients[putCount] = clientId;
           puts[putCount++] = d;
         } else if (d.kind === ABSENT) {
           this.addAbsent(d.key);
           if (d.messageId !== 0 && (d.message === null || d.message.kind !== ABSENT)) {
-            s.clearInline.run(d.messageId, (incarnation ??= this.incarnationOf(clientId)), d.key);
+            incarnation ??= this.incarnationOf(clientId);
+            if (!this.log.clearInline(d.messageId, incarnation, d.key)) s.clearInline.run(d.messageId, incarnation, d.key);
           }
         } else if (!c.cleared) {
           s.updateDelivery.run(d.state, d.packetId, clientId, d.key);
           if (d.messageId !== 0) {
-            s.updateInline.run(inlineProgress(d.state, d.packetId), d.messageId, (incarnation ??= this.incarnationOf(clientId)), d.key);
+            incarnation ??= this.incarnationOf(clientId);
+            const progress = inlineProgress(d.state, d.packetId);
+            if (!this.log.update(d.messageId, incarnation, d.key, progress)) {
+              s.updateInline.run(progress, d.messageId, incarnation, d.key);
+            }
           }
         }
       }
@@ -932,6 +997,15 @@ export class BatchWriter {
       list.run(m);
     }
   }
+}
+
+const NO_IDS: readonly number[] = [];
+
+/** An inline delivery's d_state: an update of the batch folded into the put wins over the row as put. */
+function inlineState(d: Net, row: PersistedDelivery): number {
+  return d.state >= 0
+    ? packInlineState(d.state, row.qos, row.retain, d.packetId)
+    : packInlineState(stateCode(row.state), row.qos, row.retain, row.packetId);
 }
 
 /**
