@@ -63,6 +63,11 @@ test('message log: entries decode to what was encoded, whatever the message hold
       properties: { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: [['a', '1'], ['a', '2']] },
     }),
     message(2 ** 40, { payload: Buffer.from('big id') }),
+    // A publisher's burst: topic and sender written once.
+    message(2 ** 40 + 1, { topic: 'burst', from: 'p' }),
+    message(2 ** 40 + 2, { topic: 'burst', from: 'p' }),
+    message(2 ** 40 + 3, { topic: 'burst', from: 'p' }),
+    message(2 ** 40 + 4, { topic: 'burst', from: 'q' }),
   ];
   const enc = new SegmentEncoder();
   // Twice: the encoder is reused from segment to segment.
@@ -86,18 +91,32 @@ test('message log: entries decode to what was encoded, whatever the message hold
         { incarnation: 9, seq: 102, subscriptionIds: [1, 268_435_455], dState: packInlineState(1, 2, false, 65_535) },
         null,
         { incarnation: 11, seq: 104, subscriptionIds: [], dState: packInlineState(1, 2, false, 65_535) },
+        null,
+        { incarnation: 13, seq: 106, subscriptionIds: [], dState: packInlineState(1, 2, false, 65_535) },
+        null,
+        { incarnation: 15, seq: 108, subscriptionIds: [], dState: packInlineState(1, 2, false, 65_535) },
       ],
     );
     assert.deepEqual([...enc.ids.subarray(0, enc.count)], messages.map((m) => m.id));
   }
-  // Only the entries asked for are decoded.
-  const some: number[] = [];
-  decodeSegment(Buffer.from(enc.body()), (i) => some.push(i), (i) => i === 1 || i === 4);
-  assert.deepEqual(some, [1, 4]);
+  // Only the entries asked for are decoded, strings repeated from a skipped one included.
+  const some: Array<[number, string, string]> = [];
+  decodeSegment(Buffer.from(enc.body()), (i, e) => some.push([i, e.message.topic, e.message.from]), (i) => i === 1 || i === 4 || i === 7);
+  assert.deepEqual(some, [
+    [1, 'température/ü/日本', 'clïent'],
+    [4, 't/1099511627776', 'pub'],
+    [7, 'burst', 'p'],
+  ]);
   // A cut segment or an unknown format is an error, not a short read.
   const body = Buffer.from(enc.body());
-  assert.throws(() => decodeSegment(body.subarray(0, body.length - 10), () => {}), /truncated in entry 4/);
+  assert.throws(() => decodeSegment(body.subarray(0, body.length - 10), () => {}), /truncated in entry 8/);
   assert.throws(() => decodeSegment(Buffer.from([9, 0]), () => {}), /unknown format 9/);
+  const sizes = [4, 3].map((n) => {
+    enc.reset();
+    for (let i = 0; i < n; i++) enc.add(message(i + 1, { topic: 'same', from: 'same' }), -1, 0, [], 0, false);
+    return enc.body().length;
+  });
+  assert.ok(sizes[0]! - sizes[1]! < 40, `a repeated entry does not write its strings again (${sizes.join(', ')} bytes)`);
 });
 
 test('message log: a batch of new messages is one segment; acknowledgements, state changes and cleared copies survive a restart', () => {

@@ -30,8 +30,11 @@ import { decodeProperties, encodeProperties, encodeSubscriptionIds, INLINE_FIXED
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
-/** The first byte of a segment: its encoding. */
-const FORMAT = 1;
+/**
+ * The first byte of a segment: its encoding. 2 added F_SAME_STRINGS (1 never set that bit, so
+ * one decoder reads both).
+ */
+const FORMAT = 2;
 
 // Entry flags (the entry's first byte).
 const F_QOS = 3;
@@ -40,6 +43,8 @@ const F_INLINE = 8;
 const F_PROPERTIES = 16;
 const F_EXPIRES = 32;
 const F_SUBSCRIPTION_IDS = 64;
+/** Topic and sender are those of the entry before: not repeated (a publisher's burst). */
+const F_SAME_STRINGS = 128;
 
 /** A segment with at most 1/COMPACT_RATIO of its entries live is compacted... */
 const COMPACT_RATIO = 16;
@@ -65,16 +70,19 @@ export interface LogEntry {
  * are little-endian; strings UTF-8 with a length before them.
  *
  *   segment: u8 FORMAT, entry*
- *   entry:   u8 flags (qos | retain | inline | properties | expires | subscription ids),
- *            f64 id, f64 timestamp, [f64 expires_at], [f64 incarnation, f64 seq, u32 d_state],
- *            [u16 n, u32 subscription id * n], u16 topic, u16 sender, u32 payload,
- *            [u32 properties JSON]
+ *   entry:   u8 flags (qos | retain | inline | properties | expires | subscription ids |
+ *            same strings), f64 id, f64 timestamp, [f64 expires_at], [f64 incarnation,
+ *            f64 seq, u32 d_state], [u16 n, u32 subscription id * n], [u16 topic, u16 sender]
+ *            (unless same strings), u32 payload, [u32 properties JSON]
  */
 export class SegmentEncoder {
   private buf = Buffer.allocUnsafeSlow(64 * 1024);
   /** Over `buf`: DataView's setters compile to plain stores, Buffer's write*LE are calls with checks. */
   private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private off = 1;
+  /** The topic and sender written last in this segment. */
+  private topic: string | null = null;
+  private from: string | null = null;
   count = 0;
   /** The entries' ids, incarnations (-1: no inline delivery) and seqs, `[0 .. count)`. */
   ids = new Float64Array(1024);
@@ -84,6 +92,8 @@ export class SegmentEncoder {
   reset(): void {
     this.off = 1;
     this.count = 0;
+    this.topic = null;
+    this.from = null;
   }
 
   /** Appends a message; `inline` its first delivery (packed d_state), or null. */
@@ -99,7 +109,9 @@ export class SegmentEncoder {
     const view = this.view;
     let o = this.off;
     const withSubs = inline && subscriptionIds.length > 0;
+    const same = m.topic === this.topic && m.from === this.from;
     buf[o++] =
+      (same ? F_SAME_STRINGS : 0) |
       m.qos |
       (m.retain ? F_RETAIN : 0) |
       (inline ? F_INLINE : 0) |
@@ -127,16 +139,16 @@ export class SegmentEncoder {
         }
       }
     }
-    o = writeString(buf, view, o, m.topic, 2);
-    o = writeString(buf, view, o, m.from, 2);
+    if (!same) {
+      o = writeString(buf, view, o, m.topic, 2);
+      o = writeString(buf, view, o, m.from, 2);
+      this.topic = m.topic;
+      this.from = m.from;
+    }
     const payload = m.payload;
     view.setUint32(o, payload.length, true);
     o += 4;
-    if (payload.length <= 64) {
-      for (let k = 0; k < payload.length; k++) buf[o + k] = payload[k]!;
-    } else {
-      buf.set(payload, o);
-    }
+    buf.set(payload, o); // a builtin: 6x a byte loop even for 64 bytes
     o += payload.length;
     if (properties !== null) o = writeString(buf, view, o, properties, 4);
     this.off = o;
@@ -204,7 +216,7 @@ export function decodeSegment(
   each: (index: number, entry: LogEntry) => void,
   want?: (index: number) => boolean,
 ): void {
-  if (body.length === 0 || body[0] !== FORMAT) throw new Error(`message log segment of unknown format ${body[0] ?? 'empty'}`);
+  if (body.length === 0 || (body[0] !== FORMAT && body[0] !== 1)) throw new Error(`message log segment of unknown format ${body[0] ?? 'empty'}`);
   let i = 0;
   try {
     decodeEntries(body, each, want, (n) => (i = n));
@@ -222,6 +234,12 @@ function decodeEntries(
   at: (index: number) => void,
 ): void {
   let o = 1;
+  let topicAt = 0;
+  let topicLength = 0;
+  let senderAt = 0;
+  let senderLength = 0;
+  let topic: string | null = null;
+  let sender: string | null = null;
   for (let i = 0; o < body.length; i++) {
     at(i);
     const flags = body[o++]!;
@@ -247,12 +265,18 @@ function decodeEntries(
       }
       inline = { incarnation, seq, subscriptionIds, dState };
     }
-    const topicLength = body.readUInt16LE(o);
-    const topicAt = o + 2;
-    o = topicAt + topicLength;
-    const senderLength = body.readUInt16LE(o);
-    const senderAt = o + 2;
-    o = senderAt + senderLength;
+    if ((flags & F_SAME_STRINGS) === 0) {
+      topicLength = body.readUInt16LE(o);
+      topicAt = o + 2;
+      o = topicAt + topicLength;
+      senderLength = body.readUInt16LE(o);
+      senderAt = o + 2;
+      o = senderAt + senderLength;
+      topic = null;
+      sender = null;
+    } else if (i === 0) {
+      throw new Error('message log segment: its first entry repeats strings it has none of');
+    }
     const payloadLength = body.readUInt32LE(o);
     const payloadAt = o + 4;
     o = payloadAt + payloadLength;
@@ -267,11 +291,11 @@ function decodeEntries(
     if (want !== undefined && !want(i)) continue;
     const message: StoredMessage = {
       id,
-      topic: body.toString('utf8', topicAt, topicAt + topicLength),
+      topic: (topic ??= body.toString('utf8', topicAt, topicAt + topicLength)),
       payload: Buffer.from(body.subarray(payloadAt, payloadAt + payloadLength)),
       qos: (flags & F_QOS) as QoS,
       retain: (flags & F_RETAIN) !== 0,
-      from: body.toString('utf8', senderAt, senderAt + senderLength),
+      from: (sender ??= body.toString('utf8', senderAt, senderAt + senderLength)),
       timestamp,
       expiresAt,
     };
