@@ -105,9 +105,14 @@ export class Petrel {
     this.auth = new Auth(config, { logger: this.logger, metrics: this.metrics });
     this.auth.attach(this.hooks);
     this.auth.banned.onAdded = (entry) => this.kickBanned(entry);
-    this.store = config.durable_storage.mode === 'durable'
+    const store = config.durable_storage.mode === 'durable'
       ? new SqliteDurableStore({ dir: config.node.data_dir, sync: config.durable_storage.sync })
       : null;
+    if (store !== null) {
+      store.onCheckpointError = (error) => this.logger.warning('store_checkpoint_failed', { file: store.file, error });
+      store.onCheckpointRecovered = () => this.logger.notice('store_checkpoint_recovered', { file: store.file });
+    }
+    this.store = store;
     this.broker = new Broker({
       store: this.store,
       config,
@@ -256,7 +261,7 @@ export class Petrel {
       summary = restoreDurableState(this.broker, store.load(now), now);
       store.commit(); // what restore dropped as expired
     } catch (err) {
-      // Release the data directory (the store holds an exclusive lock) before reporting.
+      // Release the data directory (the store holds its lock) before reporting.
       try {
         store.close();
       } catch {

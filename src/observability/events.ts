@@ -65,6 +65,8 @@ export const LogEvent = {
   store_restored: 'store_restored',
   store_commit_failed: 'store_commit_failed',
   store_recovered: 'store_recovered',
+  store_checkpoint_failed: 'store_checkpoint_failed',
+  store_checkpoint_recovered: 'store_checkpoint_recovered',
   api_started: 'api_started',
   api_stopped: 'api_stopped',
   api_keys_loaded: 'api_keys_loaded',

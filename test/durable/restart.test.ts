@@ -590,7 +590,7 @@ test('a garbage petrel.db stops start(), naming the file, and is left as it was'
   assert.ok(error.message.includes(db), error.message);
   assert.match(error.message, /not a database|SQLITE_NOTADB/);
   assert.deepEqual(readFileSync(db), garbage, 'the file is not overwritten');
-  assert.deepEqual(readdirSync(dir).sort(), ['petrel.db']);
+  assert.deepEqual(readdirSync(dir).sort(), ['petrel.db', 'petrel.lock'], 'nothing but the directory lock beside it');
 });
 
 test('a database that opens but cannot be read stops start(), naming the file, and releases the directory', async () => {

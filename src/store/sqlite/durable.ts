@@ -1,14 +1,16 @@
 /**
  * The SQLite durable store (design.md "Persistence"): `<dir>/petrel.db`, WAL mode, one
  * transaction per batch (group commit), statements prepared once at open. writer.ts applies a
- * batch in few statements: a message put and deleted in one batch never reaches the disk,
- * runs of rows go in multi-row INSERTs and range DELETEs.
+ * batch in few statements: a message put and deleted in one batch never reaches the disk, a
+ * batch's new messages go into one message log row (log.ts), runs of rows go in multi-row
+ * INSERTs and range DELETEs.
  *
  * - `sync: 'normal'` → `synchronous = NORMAL`: a commit reaches the OS before `commit()`
  *   returns, so it survives a crash of the process (SIGKILL); `'full'` → `synchronous = FULL`:
  *   the WAL is fsynced at every commit, so it also survives a power loss.
- * - The database is opened in exclusive locking mode: a second process (another Petrel on
- *   the same data directory) is refused at open, and WAL runs without a shared-memory file.
+ * - WAL checkpoints run on a thread of their own (checkpointer.ts), so the database is in
+ *   SQLite's normal locking mode (WAL with its `-shm` file) and a second process (another
+ *   Petrel on the same data directory) is refused at open by the lock on `petrel.lock`.
  * - `close()` discards an uncommitted batch; commit first to keep it.
  * - `load()` removes what a crash between two related writes can leave behind (rows of a
  *   deleted session, deliveries of a deleted message, messages no delivery references) and
@@ -34,6 +36,7 @@ import type { RecordStore } from '../records.js';
 import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, unpackInlineState, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
 import { decodeSegment, withState, type MessageLog } from './log.js';
+import { Checkpointer, FALLBACK_PAGES, lockDirectory } from './checkpointer.js';
 
 export interface SqliteDurableStoreOptions {
   /** The data directory (`node.data_dir`); created if missing. */
@@ -64,6 +67,11 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
   private tx: (() => void) | null = null;
   private probeTx: (() => void) | null = null;
   private recordStore: SqliteRecordStore | null = null;
+  private lock: Database.Database | null = null;
+  private checkpointer: Checkpointer | null = null;
+  /** A WAL checkpoint failed (the WAL grows until one works; commits go on). */
+  onCheckpointError: (message: string) => void = () => {};
+  onCheckpointRecovered: () => void = () => {};
 
   constructor(options: SqliteDurableStoreOptions) {
     super();
@@ -93,23 +101,28 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
         err,
       );
     }
+    let lock: Database.Database;
+    try {
+      lock = lockDirectory(this.dir, BUSY_TIMEOUT_MS);
+    } catch (err) {
+      throw new StoreError(`durable store ${file}: cannot lock the data directory: ${describe(err)}`, file, err);
+    }
     let db: Database.Database;
     try {
       db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
     } catch (err) {
+      lock.close();
       throw new StoreError(`durable store ${file}: cannot open the database: ${describe(err)}`, file, err);
     }
     try {
-      // Exclusive before the first WAL access: no -shm file, and the lock is held until close.
-      db.pragma('locking_mode = EXCLUSIVE');
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`cannot switch the journal to WAL mode (it stays "${String(mode)}")`);
       db.pragma(`synchronous = ${this.sync === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('foreign_keys = OFF');
       db.pragma('temp_store = MEMORY');
       db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
-      // wal_autocheckpoint stays at SQLite's 1000 pages: 4x that saved no measurable broker
-      // time, and a checkpoint's event-loop stall grows with it (docs/benchmarks.md).
+      // The checkpoint thread does the checkpoints; this connection's own is a backstop.
+      db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
       migrate(db, file);
       const writer = new BatchWriter(db);
       this.writer = writer;
@@ -125,7 +138,12 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
         probeDelete.run();
       });
       this.recordStore = new SqliteRecordStore(db, file);
+      this.checkpointer = new Checkpointer(file, this.sync, {
+        onError: (message) => this.onCheckpointError(message),
+        onRecovered: () => this.onCheckpointRecovered(),
+      });
       this.db = db;
+      this.lock = lock;
     } catch (err) {
       this.writer = null;
       this.tx = null;
@@ -135,6 +153,7 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
       } catch {
         // Already failing; the first error is the one to report.
       }
+      lock.close();
       if (err instanceof StoreError) throw err;
       throw new StoreError(`durable store ${file}: cannot open: ${describe(err)}`, file, err);
     }
@@ -150,10 +169,15 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     this.tx = null;
     this.probeTx = null;
     this.recordStore = null;
+    this.checkpointer?.close();
+    this.checkpointer = null;
     try {
       db.close();
     } catch (err) {
       throw new StoreError(`durable store ${this.file}: close failed: ${describe(err)}`, this.file, err);
+    } finally {
+      this.lock?.close();
+      this.lock = null;
     }
   }
 

@@ -198,9 +198,8 @@ export function migrate(db: Database.Database, file: string, migrations: readonl
       throw new StoreError(`durable store ${file}: not a Petrel database (it has tables but no Petrel schema version)`, file);
     }
   }
-  // Always one write transaction, even when up to date: it takes the exclusive lock now (a
-  // second Petrel on this directory fails here, not at its first commit) and proves the
-  // file is writable.
+  // Always one write transaction, even when up to date: it proves the file is writable now,
+  // not at the first commit.
   db.transaction(() => {
     for (let v = version; v < target; v++) {
       try {

@@ -26,6 +26,11 @@
  *   d_incarnation = ? AND d_seq = ?`, no row when the delivery is a `deliveries` row), except a
  *   delete whose message the batch deletes as well (the usual acknowledgement).
  *
+ * - A batch's new messages, when there are LOG_MIN or more, are written as one message log
+ *   segment (log.ts) instead of `messages` rows; deletes and inline delivery changes of a
+ *   live log entry go to the log's bitmap and state table, a put again moves the entry to a
+ *   row.
+ *
  * A put that a delete of the same batch undoes reaches SQLite only when the row might have
  * existed before the batch: then the DELETE stays (for its row). Whether it might is known
  * from watermarks: no message row has an id above `maxMessageId` (initialised from the table
