@@ -275,6 +275,28 @@ test('sqlite: a second store on the same directory is refused while the first is
   }
 });
 
+test('sqlite: a damaged petrel.lock stops open() naming it, and petrel.db is not touched', () => {
+  const dir = tempDir();
+  try {
+    const s = new SqliteDurableStore({ dir, sync: 'normal' });
+    s.open();
+    s.putSession('c', 1);
+    s.commit();
+    s.close();
+    const lockFile = join(dir, 'petrel.lock');
+    writeFileSync(lockFile, Buffer.alloc(4096, 0x55));
+    const err = assertStoreError(() => new SqliteDurableStore({ dir, sync: 'normal' }).open(), s.file, /not a database/);
+    assert.ok(err.message.includes(lockFile) && /delete it if no Petrel runs/.test(err.message), err.message);
+    rmSync(lockFile);
+    const again = new SqliteDurableStore({ dir, sync: 'normal' });
+    again.open();
+    assert.deepEqual(again.load(0).sessions.map((x) => x.clientId), ['c']);
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('sqlite: load and commit on a closed store throw StoreError', () => {
   const dir = tempDir();
   try {

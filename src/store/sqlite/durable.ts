@@ -36,7 +36,7 @@ import type { RecordStore } from '../records.js';
 import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, unpackInlineState, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
 import { decodeSegment, withState, type MessageLog } from './log.js';
-import { Checkpointer, FALLBACK_PAGES, lockDirectory } from './checkpointer.js';
+import { Checkpointer, FALLBACK_PAGES, LOCK_FILE, lockDirectory } from './checkpointer.js';
 
 export interface SqliteDurableStoreOptions {
   /** The data directory (`node.data_dir`); created if missing. */
@@ -105,7 +105,14 @@ export class SqliteDurableStore extends BatchRecorder implements DurableStore {
     try {
       lock = lockDirectory(this.dir, BUSY_TIMEOUT_MS);
     } catch (err) {
-      throw new StoreError(`durable store ${file}: cannot lock the data directory: ${describe(err)}`, file, err);
+      const lockFile = join(this.dir, LOCK_FILE);
+      const busy = (err as { code?: unknown }).code === 'SQLITE_BUSY';
+      throw new StoreError(
+        `durable store ${file}: cannot lock the data directory (${lockFile}): ${describe(err)}` +
+          (busy ? '' : `; ${LOCK_FILE} holds nothing but the lock: delete it if no Petrel runs on this directory`),
+        file,
+        err,
+      );
     }
     let db: Database.Database;
     try {
