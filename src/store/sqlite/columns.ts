@@ -95,3 +95,22 @@ export function rowToMessage(r: MessageRow): StoredMessage {
   if (r.properties !== null) msg.properties = decodeProperties(r.properties);
   return msg;
 }
+
+/**
+ * The message columns shared by `messages`, retained, wills and delayed, in their order, for
+ * the writes that are rare (unlike deliveries, which bind their values one by one for speed), so one
+ * small array per write is fine here.
+ */
+export function messageColumns(m: StoredMessage): [number, string, Buffer, number, number, string, number, number, string | null] {
+  return [
+    m.id,
+    m.topic,
+    m.payload,
+    m.qos,
+    m.retain ? 1 : 0,
+    m.from,
+    m.timestamp,
+    m.expiresAt,
+    m.properties === undefined ? null : encodeProperties(m.properties),
+  ];
+}

@@ -26,7 +26,7 @@
 import type Database from 'better-sqlite3';
 import type { QoS } from '../../codec/index.js';
 import type { StoredMessage } from '../types.js';
-import { decodeProperties, encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS } from './columns.js';
+import { decodeProperties, encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS, messageColumns } from './columns.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
@@ -674,15 +674,7 @@ export class MessageLog {
 
   private putRow(m: StoredMessage, inline: LogInline | null): void {
     this.st.putRow.run(
-      m.id,
-      m.topic,
-      m.payload,
-      m.qos,
-      m.retain ? 1 : 0,
-      m.from,
-      m.timestamp,
-      m.expiresAt,
-      m.properties === undefined ? null : encodeProperties(m.properties),
+      ...messageColumns(m),
       inline === null ? null : inline.incarnation,
       inline === null ? null : inline.seq,
       inline === null ? null : encodeSubscriptionIds(inline.subscriptionIds),

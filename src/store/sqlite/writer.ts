@@ -43,7 +43,7 @@ import type Database from 'better-sqlite3';
 import type { PersistedDelayed, PersistedDelivery, PersistedSubscription, PersistedWill } from '../durable.js';
 import type { StoredMessage } from '../types.js';
 import { Op, type OpRecord } from '../batch.js';
-import { encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS, inlineProgress, packInlineState, stateCode } from './columns.js';
+import { encodeProperties, encodeSubscriptionIds, INLINE_FIXED_BITS, inlineProgress, messageColumns, packInlineState, stateCode } from './columns.js';
 import { PoolSize } from '../pool.js';
 import { MessageLog, SegmentEncoder } from './log.js';
 
@@ -1026,23 +1026,4 @@ function putState(args: unknown[], a: number, net: Net, row: PersistedDelivery):
     args[a + 1] = stateCode(row.state);
   }
   return a + 2;
-}
-
-/**
- * The message columns shared by the retained, wills and delayed tables, in their order. These
- * writes are rare (unlike deliveries, which bind their values one by one for speed), so one
- * small array per write is fine here.
- */
-function messageColumns(m: StoredMessage): [number, string, Buffer, number, number, string, number, number, string | null] {
-  return [
-    m.id,
-    m.topic,
-    m.payload,
-    m.qos,
-    m.retain ? 1 : 0,
-    m.from,
-    m.timestamp,
-    m.expiresAt,
-    m.properties === undefined ? null : encodeProperties(m.properties),
-  ];
 }
