@@ -207,15 +207,17 @@ function writeString(buf: Buffer, view: DataView, o: number, s: string, width: 2
 }
 
 /**
+ * Asked of each entry before it is decoded, with what the entry header says (incarnation -1:
+ * no inline delivery): false skips it.
+ */
+export type Want = (index: number, id: number, incarnation: number, seq: number) => boolean;
+
+/**
  * Calls `each(index, entry)` for the entries of a segment body (all of them when `want` is
  * undefined, else those for which it returns true; the others are skipped, not decoded).
  * Payloads are copied out: an entry must not pin the whole segment's buffer.
  */
-export function decodeSegment(
-  body: Buffer,
-  each: (index: number, entry: LogEntry) => void,
-  want?: (index: number) => boolean,
-): void {
+export function decodeSegment(body: Buffer, each: (index: number, entry: LogEntry) => void, want?: Want): void {
   if (body.length === 0 || (body[0] !== FORMAT && body[0] !== 1)) throw new Error(`message log segment of unknown format ${body[0] ?? 'empty'}`);
   let i = 0;
   try {
@@ -230,7 +232,7 @@ export function decodeSegment(
 function decodeEntries(
   body: Buffer,
   each: (index: number, entry: LogEntry) => void,
-  want: ((index: number) => boolean) | undefined,
+  want: Want | undefined,
   at: (index: number) => void,
 ): void {
   let o = 1;
@@ -251,19 +253,21 @@ function decodeEntries(
       expiresAt = body.readDoubleLE(o);
       o += 8;
     }
-    let inline: LogInline | null = null;
+    let incarnation = -1;
+    let seq = 0;
+    let dState = 0;
+    let subscriptionIdsAt = 0;
+    let subscriptionIdCount = 0;
     if ((flags & F_INLINE) !== 0) {
-      const incarnation = body.readDoubleLE(o);
-      const seq = body.readDoubleLE(o + 8);
-      const dState = body.readUInt32LE(o + 16);
+      incarnation = body.readDoubleLE(o);
+      seq = body.readDoubleLE(o + 8);
+      dState = body.readUInt32LE(o + 16);
       o += 20;
-      const subscriptionIds: number[] = [];
       if ((flags & F_SUBSCRIPTION_IDS) !== 0) {
-        const n = body.readUInt16LE(o);
-        o += 2;
-        for (let k = 0; k < n; k++, o += 4) subscriptionIds.push(body.readUInt32LE(o));
+        subscriptionIdCount = body.readUInt16LE(o);
+        subscriptionIdsAt = o + 2;
+        o = subscriptionIdsAt + 4 * subscriptionIdCount;
       }
-      inline = { incarnation, seq, subscriptionIds, dState };
     }
     if ((flags & F_SAME_STRINGS) === 0) {
       topicLength = body.readUInt16LE(o);
@@ -288,7 +292,13 @@ function decodeEntries(
       o = propertiesAt + propertiesLength;
     }
     if (o > body.length) throw new RangeError('past the end');
-    if (want !== undefined && !want(i)) continue;
+    if (want !== undefined && !want(i, id, incarnation, seq)) continue;
+    let inline: LogInline | null = null;
+    if ((flags & F_INLINE) !== 0) {
+      const subscriptionIds: number[] = [];
+      for (let k = 0; k < subscriptionIdCount; k++) subscriptionIds.push(body.readUInt32LE(subscriptionIdsAt + 4 * k));
+      inline = { incarnation, seq, subscriptionIds, dState };
+    }
     const message: StoredMessage = {
       id,
       topic: (topic ??= body.toString('utf8', topicAt, topicAt + topicLength)),
@@ -303,6 +313,8 @@ function decodeEntries(
     each(i, { message, inline });
   }
 }
+
+const NOTHING = (): void => {};
 
 /** One segment as the writer knows it: its entries' ids, inline deliveries, and which are gone. */
 export class LogSegment {
@@ -440,12 +452,13 @@ export class MessageLog {
       const incarnations: number[] = [];
       const seqs: number[] = [];
       try {
-        decodeSegment(body, (_i, e) => {
-          ids.push(e.message.id);
-          const incarnation = e.inline === null ? -1 : e.inline.incarnation;
+        // The headers are enough: no entry is decoded.
+        decodeSegment(body, NOTHING, (_i, id, incarnation, seq) => {
+          ids.push(id);
           if (incarnation > this.maxIncarnation) this.maxIncarnation = incarnation;
-          incarnations.push(incarnation >= 0 && cleared.has(e.message.id) ? -1 : incarnation);
-          seqs.push(e.inline === null ? 0 : e.inline.seq);
+          incarnations.push(incarnation >= 0 && cleared.has(id) ? -1 : incarnation);
+          seqs.push(seq);
+          return false;
         });
       } catch (err) {
         throw new Error(`${err instanceof Error ? err.message : String(err)} (message_log row first_id ${firstId})`);
