@@ -263,6 +263,7 @@ test('sqlite: a second store on the same directory is refused while the first is
     a.commit();
     const b = new SqliteDurableStore({ dir, sync: 'normal' });
     assertStoreError(() => b.open(), a.file, /locked|busy/i);
+    assert.ok(!existsSync(join(dir, 'petrel.lock-journal')), 'the lock leaves no journal beside it');
     a.close();
     b.open(); // free again
     assert.deepEqual(

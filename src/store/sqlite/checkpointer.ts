@@ -98,7 +98,8 @@ export function lockDirectory(dir: string, timeoutMs: number): Database.Database
   const lock = new Database(join(dir, LOCK_FILE), { timeout: timeoutMs });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');
-    lock.pragma('journal_mode = OFF');
+    // No -journal file beside it (SQLite refuses journal_mode OFF here, MEMORY it takes).
+    lock.pragma('journal_mode = MEMORY');
     lock.pragma('user_version = 1');
     return lock;
   } catch (err) {
