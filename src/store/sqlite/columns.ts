@@ -8,6 +8,7 @@
  */
 import type { Properties, QoS } from '../../codec/index.js';
 import type { StoredMessage } from '../types.js';
+import type { PersistedDelivery } from '../durable.js';
 
 export function encodeProperties(p: Properties | undefined): string | null {
   return p === undefined ? null : JSON.stringify(p, bufferReplacer);
@@ -66,6 +67,20 @@ export function inlineProgress(state: number, packetId: number): number {
 
 export function unpackInlineState(v: number): { state: number; qos: QoS; retain: boolean; packetId: number } {
   return { state: v & 3, qos: ((v >> 2) & 3) as QoS, retain: (v & 16) !== 0, packetId: v >>> 5 };
+}
+
+/** An inline delivery as loaded, from a `messages` row or a log entry. */
+export function inlineDelivery(seq: number, messageId: number, dState: number, subscriptionIds: number[]): PersistedDelivery {
+  const packed = unpackInlineState(dState);
+  return {
+    seq,
+    messageId,
+    qos: packed.qos,
+    retain: packed.retain,
+    subscriptionIds,
+    packetId: packed.packetId,
+    state: DELIVERY_STATES[packed.state] ?? 'queued',
+  };
 }
 
 /** The message columns of a row, as read back. */

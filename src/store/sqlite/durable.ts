@@ -33,7 +33,7 @@ import { BatchRecorder } from '../batch.js';
 import { migrate } from './schema.js';
 import { SqliteRecordStore } from './records.js';
 import type { RecordStore } from '../records.js';
-import { DELIVERY_STATES, decodeSubscriptionIds, rowToMessage, unpackInlineState, type MessageRow } from './columns.js';
+import { DELIVERY_STATES, decodeSubscriptionIds, inlineDelivery, rowToMessage, type MessageRow } from './columns.js';
 import { BatchWriter } from './writer.js';
 import { decodeSegment, withState, type MessageLog } from './log.js';
 import { Checkpointer, FALLBACK_PAGES, LOCK_FILE, lockDirectory } from './checkpointer.js';
@@ -360,16 +360,7 @@ function loadState(db: Database.Database, log: MessageLog): { state: DurableStat
       continue;
     }
     referenced.add(r.id);
-    const packed = unpackInlineState(r.d_state);
-    s.deliveries.push({
-      seq: r.d_seq,
-      messageId: r.id,
-      qos: packed.qos,
-      retain: packed.retain,
-      subscriptionIds: decodeSubscriptionIds(r.d_subscription_ids),
-      packetId: packed.packetId,
-      state: DELIVERY_STATES[packed.state] ?? 'queued',
-    });
+    s.deliveries.push(inlineDelivery(r.d_seq, r.id, r.d_state, decodeSubscriptionIds(r.d_subscription_ids)));
     merged.add(s);
   }
 
@@ -408,16 +399,7 @@ function loadState(db: Database.Database, log: MessageLog): { state: DurableStat
           return;
         }
         referenced.add(id);
-        const packed = unpackInlineState(d.dState);
-        s.deliveries.push({
-          seq: d.seq,
-          messageId: id,
-          qos: packed.qos,
-          retain: packed.retain,
-          subscriptionIds: d.subscriptionIds,
-          packetId: packed.packetId,
-          state: DELIVERY_STATES[packed.state] ?? 'queued',
-        });
+        s.deliveries.push(inlineDelivery(d.seq, id, d.dState, d.subscriptionIds));
         merged.add(s);
       },
       live,
