@@ -365,21 +365,17 @@ function loadState(db: Database.Database, log: MessageLog): { state: DurableStat
   }
 
   // The message log: live entries are messages as rows are, their inline deliveries with the
-  // states recorded since applied.
+  // states recorded since applied. Which entries are live the writer's index already knows
+  // (it read the bitmaps at open).
   log.prepare();
-  const gone = new Map<number, Buffer>();
-  for (const [firstId, bits] of db.prepare('SELECT first_id, gone FROM message_log_gone').raw().iterate() as IterableIterator<[number, Buffer]>) {
-    gone.set(firstId, bits);
-  }
+  const live = (_i: number, id: number): boolean => log.has(id);
   const recorded = new Map<number, number | null>();
   for (const [id, v] of db.prepare('SELECT id, d_state FROM message_log_state').raw().iterate() as IterableIterator<[number, number | null]>) {
     recorded.set(id, v);
   }
   const staleLogInline: Array<[number, number, number]> = [];
-  const segments = db.prepare('SELECT first_id, body FROM message_log ORDER BY first_id').raw().iterate();
-  for (const [firstId, body] of segments as IterableIterator<[number, Buffer]>) {
-    const bits = gone.get(firstId);
-    const live = (i: number): boolean => bits === undefined || ((bits[i >> 3] ?? 0) & (1 << (i & 7))) === 0;
+  const segments = db.prepare('SELECT body FROM message_log ORDER BY first_id').raw().iterate();
+  for (const [body] of segments as IterableIterator<[Buffer]>) {
     decodeSegment(
       body,
       (_i, e) => {
