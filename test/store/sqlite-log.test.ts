@@ -74,8 +74,8 @@ test('message log: entries decode to what was encoded, whatever the message hold
   for (let round = 0; round < 2; round++) {
     enc.reset();
     messages.forEach((m, i) => {
-      if (i % 2 === 0) enc.add(m, 7 + i, 100 + i, i === 2 ? [1, 268_435_455] : [], packInlineState(1, 2, i === 0, 65_535), true);
-      else enc.add(m, -1, 0, [], 0, false);
+      if (i % 2 === 0) enc.add(m, 7 + i, 100 + i, i === 2 ? [1, 268_435_455] : [], packInlineState(1, 2, i === 0, 65_535));
+      else enc.add(m, -1, 0, [], 0);
     });
     const got: LogEntry[] = [];
     decodeSegment(Buffer.from(enc.body()), (_i, e) => got.push(e));
@@ -113,7 +113,7 @@ test('message log: entries decode to what was encoded, whatever the message hold
   assert.throws(() => decodeSegment(Buffer.from([9, 0]), () => {}), /unknown format 9/);
   const sizes = [4, 3].map((n) => {
     enc.reset();
-    for (let i = 0; i < n; i++) enc.add(message(i + 1, { topic: 'same', from: 'same' }), -1, 0, [], 0, false);
+    for (let i = 0; i < n; i++) enc.add(message(i + 1, { topic: 'same', from: 'same' }), -1, 0, [], 0);
     return enc.body().length;
   });
   assert.ok(sizes[0]! - sizes[1]! < 40, `a repeated entry does not write its strings again (${sizes.join(', ')} bytes)`);

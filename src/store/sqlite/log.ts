@@ -96,8 +96,12 @@ export class SegmentEncoder {
     this.from = null;
   }
 
-  /** Appends a message; `inline` its first delivery (packed d_state), or null. */
-  add(m: StoredMessage, incarnation: number, seq: number, subscriptionIds: readonly number[], dState: number, inline: boolean): void {
+  /**
+   * Appends a message with its first delivery inline (its session's incarnation, seq,
+   * subscription ids, packed d_state), or none: incarnation -1.
+   */
+  add(m: StoredMessage, incarnation: number, seq: number, subscriptionIds: readonly number[], dState: number): void {
+    const inline = incarnation >= 0;
     const properties = m.properties === undefined ? null : encodeProperties(m.properties);
     // Upper bound: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const need =
@@ -154,7 +158,7 @@ export class SegmentEncoder {
     this.off = o;
     const i = this.count++;
     this.ids[i] = m.id;
-    this.incarnations[i] = inline ? incarnation : -1;
+    this.incarnations[i] = incarnation;
     this.seqs[i] = seq;
   }
 

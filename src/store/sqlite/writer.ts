@@ -864,10 +864,10 @@ export class BatchWriter {
       const m = net.row as StoredMessage;
       const d = net.inline;
       if (d === null) {
-        enc.add(m, -1, 0, NO_IDS, 0, false);
+        enc.add(m, -1, 0, NO_IDS, 0);
       } else {
         const row = d.row as PersistedDelivery;
-        enc.add(m, net.inlineIncarnation, row.seq, row.subscriptionIds, inlineState(d, row), true);
+        enc.add(m, net.inlineIncarnation, row.seq, row.subscriptionIds, inlineState(d, row));
       }
     }
     this.log.append(enc);
